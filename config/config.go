@@ -1,0 +1,254 @@
+// Package config holds hydrafy's typed configuration: the TOML file's shape,
+// its defaults and its validation. Only cmd/hydrafy reads files and the
+// environment; every other package receives these values.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole of hydrafy.toml.
+type Config struct {
+	Server    Server    `toml:"server"`
+	GitLab    GitLab    `toml:"gitlab"`
+	Watch     Watch     `toml:"watch"`
+	Propose   Propose   `toml:"propose"`
+	Projects  []Project `toml:"projects"`
+	Store     Store     `toml:"store"`
+	Runner    Runner    `toml:"runner"`
+	Reconcile Reconcile `toml:"reconcile"`
+}
+
+// Server configures `hydrafy serve`'s HTTP listener and its secrets.
+type Server struct {
+	Listen            string `toml:"listen"`
+	StateDir          string `toml:"state_dir"`
+	WebhookSecretFile string `toml:"webhook_secret_file"`
+	ResyncTokenFile   string `toml:"resync_token_file"`
+
+	// WebhookSecret and ResyncToken come from the environment or the
+	// *_file keys, never from the TOML file itself.
+	WebhookSecret Secret `toml:"-"`
+	ResyncToken   Secret `toml:"-"`
+}
+
+// GitLab says where the GitLab instance is and how to authenticate.
+type GitLab struct {
+	URL       string `toml:"url"`
+	TokenFile string `toml:"token_file"`
+
+	Token Secret `toml:"-"`
+}
+
+// Watch configures the registry watcher.
+type Watch struct {
+	Image     string   `toml:"image"`
+	Tag       string   `toml:"tag"`
+	Semver    string   `toml:"semver"`
+	Platforms []string `toml:"platforms"`
+	Settle    Duration `toml:"settle"`
+	Schedule  string   `toml:"schedule"`
+	// Insecure allows plain HTTP to the registry (loopback registries always may).
+	Insecure bool `toml:"insecure"`
+}
+
+// Propose configures merge requests opened by the proposer.
+type Propose struct {
+	BranchPrefix string   `toml:"branch_prefix"`
+	MaxOpen      int      `toml:"max_open"`
+	Labels       []string `toml:"labels"`
+	Automerge    bool     `toml:"automerge"`
+}
+
+// Project is one watched GitLab project.
+type Project struct {
+	Path      string   `toml:"path"`
+	Files     []string `toml:"files"`
+	Labels    []string `toml:"labels"`
+	Assignees []string `toml:"assignees"`
+	Automerge *bool    `toml:"automerge"`
+}
+
+// Store locates the live store on the runner host.
+type Store struct {
+	Dir         string   `toml:"dir"`
+	Platform    string   `toml:"platform"`
+	LockTimeout Duration `toml:"lock_timeout"`
+}
+
+// Runner says how to drain, stop and start the gitlab-runner on this host.
+type Runner struct {
+	// Control is one of "systemd", "docker", "command" or "none".
+	Control      string   `toml:"control"`
+	Unit         string   `toml:"unit"`
+	Container    string   `toml:"container"`
+	DockerHost   string   `toml:"docker_host"`
+	StopCommand  []string `toml:"stop_command"`
+	StartCommand []string `toml:"start_command"`
+	ConfigFile   string   `toml:"config_file"`
+	// Name selects the [[runners]] entry of config.toml; empty means all.
+	Name         string   `toml:"name"`
+	ID           int      `toml:"id"`
+	TokenFile    string   `toml:"token_file"`
+	DrainTimeout Duration `toml:"drain_timeout"`
+	PinImage     bool     `toml:"pin_image"`
+	MetricsURL   string   `toml:"metrics_url"`
+	Token        Secret   `toml:"-"`
+}
+
+// Reconcile configures the periodic resync.
+type Reconcile struct {
+	Schedule string `toml:"schedule"`
+}
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:   "127.0.0.1:8780",
+			StateDir: "/var/lib/hydrafy",
+		},
+		Watch: Watch{
+			Image:     "nixos/nix",
+			Tag:       "latest",
+			Platforms: []string{"linux/amd64"},
+			Settle:    Duration(time.Hour),
+			Schedule:  "17 * * * *",
+		},
+		Propose: Propose{
+			BranchPrefix: "hydrafy/",
+			MaxOpen:      10,
+		},
+		Store: Store{
+			Dir:         "/srv/nix-backup",
+			Platform:    "linux/amd64",
+			LockTimeout: Duration(10 * time.Minute),
+		},
+		Runner: Runner{
+			Control:      "systemd",
+			Unit:         "gitlab-runner.service",
+			Container:    "gitlab-runner",
+			DockerHost:   "unix:///var/run/docker.sock",
+			ConfigFile:   "/etc/gitlab-runner/config.toml",
+			DrainTimeout: Duration(3 * time.Hour),
+			PinImage:     true,
+		},
+		Reconcile: Reconcile{
+			Schedule: "@every 15m",
+		},
+	}
+}
+
+// DefaultFiles is the list of CI files a project gets when it names none.
+var DefaultFiles = []string{".gitlab-ci.yml"}
+
+// Parse reads TOML over the defaults. Unknown keys are an error naming the key.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return Config{}, fmt.Errorf("parsing config: %w", err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("unknown config key %s", strings.Join(keys, ", "))
+	}
+	if c.Watch.Semver != "" {
+		if md.IsDefined("watch", "tag") {
+			return Config{}, errors.New("config: watch.tag and watch.semver are exclusive")
+		}
+		c.Watch.Tag = ""
+	}
+	for i := range c.Projects {
+		if len(c.Projects[i].Files) == 0 {
+			c.Projects[i].Files = append([]string(nil), DefaultFiles...)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if c.GitLab.URL == "" {
+		return errors.New("config: gitlab.url is required")
+	}
+	switch c.Runner.Control {
+	case "systemd", "docker", "command", "none":
+	default:
+		return fmt.Errorf("config: runner.control %q is not one of systemd, docker, command, none", c.Runner.Control)
+	}
+	if c.Runner.Control == "command" && (len(c.Runner.StopCommand) == 0 || len(c.Runner.StartCommand) == 0) {
+		return errors.New("config: runner.control = \"command\" needs runner.stop_command and runner.start_command")
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Projects {
+		if p.Path == "" {
+			return errors.New("config: a [[projects]] entry has no path")
+		}
+		if seen[p.Path] {
+			return fmt.Errorf("config: project %q is listed twice", p.Path)
+		}
+		seen[p.Path] = true
+	}
+	return nil
+}
+
+// Load reads the file at path and fills the secrets from env (a lookup
+// function such as os.LookupEnv) or from the *_file keys.
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := c.loadSecrets(env); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func (c *Config) loadSecrets(env func(string) (string, bool)) error {
+	for _, s := range []struct {
+		dst  *Secret
+		env  string
+		file string
+	}{
+		{&c.Server.WebhookSecret, "HYDRAFY_WEBHOOK_SECRET", c.Server.WebhookSecretFile},
+		{&c.Server.ResyncToken, "HYDRAFY_RESYNC_TOKEN", c.Server.ResyncTokenFile},
+		{&c.GitLab.Token, "HYDRAFY_GITLAB_TOKEN", c.GitLab.TokenFile},
+		{&c.Runner.Token, "HYDRAFY_RUNNER_TOKEN", c.Runner.TokenFile},
+	} {
+		v, err := readSecret(env, s.env, s.file)
+		if err != nil {
+			return err
+		}
+		*s.dst = v
+	}
+	return nil
+}
+
+func readSecret(env func(string) (string, bool), name, file string) (Secret, error) {
+	if v, ok := env(name); ok && v != "" {
+		return Secret(v), nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file for %s: %w", name, err)
+	}
+	return Secret(strings.TrimSpace(string(b))), nil
+}
