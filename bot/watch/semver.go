@@ -33,11 +33,11 @@ func newTracker(opts Options) (tracker, error) {
 	}
 }
 
-// releaseTag is a plain release: three numbers, an optional leading v and
-// nothing after. Arch-suffixed tags ("2.24.10-amd64") are the per-arch
+// releaseTag is a plain release: three numbers without leading zeros, an
+// optional leading v and nothing after. Arch-suffixed tags ("2.24.10-amd64") are the per-arch
 // halves of a release's index and never tracked; moving tags ("2.24",
 // "latest") are not releases.
-var releaseTag = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
+var releaseTag = regexp.MustCompile(`^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 
 // pickTag returns the newest release tag that the range admits, or "" when
 // none does. Of two spellings of one version ("2.24.1", "v2.24.1") the
