@@ -74,7 +74,7 @@ type testRegistry struct {
 	wrap func(w http.ResponseWriter, r *http.Request) bool
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	tr := &testRegistry{count: &counter{}}
@@ -101,9 +101,9 @@ func (tr *testRegistry) setWrap(f func(w http.ResponseWriter, r *http.Request) b
 
 func (tr *testRegistry) repo() string { return tr.host + "/nixos/nix" }
 
-// image returns a random image whose config names platform and carries a
+// testImage returns a random image whose config names platform and carries a
 // creation time and a Nix version label.
-func testImage(t *testing.T, platform string, created time.Time, version string) v1.Image {
+func testImage(t testing.TB, platform string, created time.Time, version string) v1.Image {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -132,7 +132,7 @@ func testImage(t *testing.T, platform string, created time.Time, version string)
 
 // pushIndex pushes a Docker manifest list with one fresh image per platform
 // to tag and returns its digest.
-func (tr *testRegistry) pushIndex(t *testing.T, tag string, platforms ...string) string {
+func (tr *testRegistry) pushIndex(t testing.TB, tag string, platforms ...string) string {
 	t.Helper()
 	var adds []mutate.IndexAddendum
 	for _, ps := range platforms {
@@ -161,7 +161,7 @@ func (tr *testRegistry) pushIndex(t *testing.T, tag string, platforms ...string)
 }
 
 // pushImage pushes a single-manifest image for platform to tag.
-func (tr *testRegistry) pushImage(t *testing.T, tag, platform string) string {
+func (tr *testRegistry) pushImage(t testing.TB, tag, platform string) string {
 	t.Helper()
 	img := testImage(t, platform, time.Date(2026, 10, 2, 0, 0, 0, 0, time.UTC), "")
 	ref, err := name.NewTag(tr.repo()+":"+tag, name.Insecure)
@@ -179,7 +179,7 @@ func (tr *testRegistry) pushImage(t *testing.T, tag, platform string) string {
 }
 
 // watcher returns a Watcher on tr with fast retries; change adjusts opts.
-func (tr *testRegistry) watcher(t *testing.T, change func(*Options)) *Watcher {
+func (tr *testRegistry) watcher(t testing.TB, change func(*Options)) *Watcher {
 	t.Helper()
 	opts := Options{
 		Image:     tr.repo(),
@@ -198,7 +198,7 @@ func (tr *testRegistry) watcher(t *testing.T, change func(*Options)) *Watcher {
 	return w
 }
 
-func check(t *testing.T, w *Watcher, prev State, now time.Time) (Result, State) {
+func check(t testing.TB, w *Watcher, prev State, now time.Time) (Result, State) {
 	t.Helper()
 	res, next, err := w.Check(context.Background(), prev, now)
 	if err != nil {

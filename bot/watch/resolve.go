@@ -18,15 +18,23 @@ import (
 // that are labelled (nixos/nix from 2.30 on).
 const nixVersionLabel = "org.opencontainers.image.version"
 
-func (w *Watcher) options(ctx context.Context) []remote.Option {
-	return append(w.remote[:len(w.remote):len(w.remote)], remote.WithContext(ctx))
+// session returns the remote options for the requests of one check: they
+// share one puller, so the registry is pinged and a token fetched once per
+// check rather than once per request.
+func (w *Watcher) session(ctx context.Context) ([]remote.Option, error) {
+	ro := append(w.remote[:len(w.remote):len(w.remote)], remote.WithContext(ctx))
+	p, err := remote.NewPuller(ro...)
+	if err != nil {
+		return nil, err
+	}
+	return append(ro, remote.Reuse(p)), nil
 }
 
 // head resolves ref to its manifest descriptor with a HEAD request, which
 // Docker Hub does not count as a pull. Only where the registry does not
 // support HEAD does it GET the manifest, and then also returns its bytes.
-func (w *Watcher) head(ctx context.Context, ref name.Reference) (v1.Descriptor, []byte, error) {
-	desc, err := remote.Head(ref, w.options(ctx)...)
+func (w *Watcher) head(ro []remote.Option, ref name.Reference) (v1.Descriptor, []byte, error) {
+	desc, err := remote.Head(ref, ro...)
 	if err == nil {
 		return *desc, nil, nil
 	}
@@ -34,7 +42,7 @@ func (w *Watcher) head(ctx context.Context, ref name.Reference) (v1.Descriptor, 
 		return v1.Descriptor{}, nil, err
 	}
 	w.log.Debug("manifest HEAD unsupported, falling back to GET", "ref", ref.String(), "err", err)
-	got, err := remote.Get(ref, w.options(ctx)...)
+	got, err := remote.Get(ref, ro...)
 	if err != nil {
 		return v1.Descriptor{}, nil, err
 	}
@@ -74,12 +82,12 @@ type details struct {
 // its manifest list (one GET) and the config of one image (a manifest and a
 // blob GET); for a single image, its config. manifest holds the manifest
 // bytes if head already had to GET them.
-func (w *Watcher) inspect(ctx context.Context, repo name.Repository, desc v1.Descriptor, manifest []byte) (details, error) {
+func (w *Watcher) inspect(ro []remote.Option, repo name.Repository, desc v1.Descriptor, manifest []byte) (details, error) {
 	ref := repo.Digest(desc.Digest.String())
 	switch {
 	case desc.MediaType.IsIndex():
 		if manifest == nil {
-			got, err := remote.Get(ref, w.options(ctx)...)
+			got, err := remote.Get(ref, ro...)
 			if err != nil {
 				return details{}, err
 			}
@@ -94,14 +102,14 @@ func (w *Watcher) inspect(ctx context.Context, repo name.Repository, desc v1.Des
 		if !ok {
 			return d, nil
 		}
-		cfg, err := w.config(ctx, repo.Digest(child.String()))
+		cfg, err := w.config(ro, repo.Digest(child.String()))
 		if err != nil {
 			return details{}, err
 		}
 		d.created, d.nixVersion = cfg.Created, cfg.Config.Labels[nixVersionLabel]
 		return d, nil
 	case desc.MediaType.IsImage():
-		cfg, err := w.config(ctx, ref)
+		cfg, err := w.config(ro, ref)
 		if err != nil {
 			return details{}, err
 		}
@@ -137,8 +145,8 @@ func (w *Watcher) firstChild(idx *v1.IndexManifest) (v1.Hash, bool) {
 	return v1.Hash{}, false
 }
 
-func (w *Watcher) config(ctx context.Context, ref name.Reference) (*v1.ConfigFile, error) {
-	img, err := remote.Image(ref, w.options(ctx)...)
+func (w *Watcher) config(ro []remote.Option, ref name.Reference) (*v1.ConfigFile, error) {
+	img, err := remote.Image(ref, ro...)
 	if err != nil {
 		return nil, err
 	}

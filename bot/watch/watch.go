@@ -60,13 +60,17 @@ func (r Result) Reference() string { return r.Image + ":" + r.Tag + "@" + r.Dige
 // tag updated, other tags dropped. On error prev is returned unchanged and
 // nothing may be proposed.
 func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result, State, error) {
-	tag, err := w.tag(ctx)
+	ro, err := w.session(ctx)
+	if err != nil {
+		return Result{}, prev, fmt.Errorf("setting up registry access: %w", err)
+	}
+	tag, err := w.tag(ro)
 	if err != nil {
 		return Result{}, prev, err
 	}
 	ref := w.repo.Tag(tag)
 	shown := w.opts.Image + ":" + tag
-	desc, manifest, err := w.head(ctx, ref)
+	desc, manifest, err := w.head(ro, ref)
 	if err != nil {
 		return Result{}, prev, failed("resolving", shown, err)
 	}
@@ -75,7 +79,7 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 	changed := !seen || old.Digest != desc.Digest.String()
 	obs := old
 	if changed {
-		d, err := w.inspect(ctx, w.repo, desc, manifest)
+		d, err := w.inspect(ro, w.repo, desc, manifest)
 		if err != nil {
 			return Result{}, prev, failed("inspecting", shown+"@"+desc.Digest.String(), err)
 		}
@@ -113,11 +117,11 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 
 // tag returns the tag to resolve: the configured one, or the newest release
 // in the semver range, which needs the repository's tag list.
-func (w *Watcher) tag(ctx context.Context) (string, error) {
+func (w *Watcher) tag(ro []remote.Option) (string, error) {
 	if w.track.match == nil {
 		return w.track.tag, nil
 	}
-	tags, err := remote.List(w.repo, w.options(ctx)...)
+	tags, err := remote.List(w.repo, ro...)
 	if err != nil {
 		return "", failed("listing tags of", w.opts.Image, err)
 	}
