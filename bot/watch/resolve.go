@@ -79,10 +79,10 @@ type details struct {
 }
 
 // inspect reads what the platforms decision needs about desc: for an index,
-// its manifest list (one GET) and the config of one image (a manifest and a
-// blob GET); for a single image, its config. manifest holds the manifest
+// its manifest list (one GET) and, on a best-effort basis, the config of
+// one image (a manifest and a blob GET); for a single image, its config. manifest holds the manifest
 // bytes if head already had to GET them.
-func (w *Watcher) inspect(ro []remote.Option, repo name.Repository, desc v1.Descriptor, manifest []byte) (details, error) {
+func (w *Watcher) inspect(ctx context.Context, ro []remote.Option, repo name.Repository, desc v1.Descriptor, manifest []byte) (details, error) {
 	ref := repo.Digest(desc.Digest.String())
 	switch {
 	case desc.MediaType.IsIndex():
@@ -102,9 +102,15 @@ func (w *Watcher) inspect(ro []remote.Option, repo name.Repository, desc v1.Desc
 		if !ok {
 			return d, nil
 		}
+		// The creation time and version are for display only: a registry
+		// that will not serve them must not hold back a complete index.
 		cfg, err := w.config(ro, repo.Digest(child.String()))
 		if err != nil {
-			return details{}, err
+			if ctx.Err() != nil {
+				return details{}, ctx.Err()
+			}
+			w.log.Warn("reading image config", "image", repo.String(), "digest", child.String(), "err", err)
+			return d, nil
 		}
 		d.created, d.nixVersion = cfg.Created, cfg.Config.Labels[nixVersionLabel]
 		return d, nil

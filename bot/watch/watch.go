@@ -11,11 +11,9 @@ package watch
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -79,7 +77,7 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 	changed := !seen || old.Digest != desc.Digest.String()
 	obs := old
 	if changed {
-		d, err := w.inspect(ro, w.repo, desc, manifest)
+		d, err := w.inspect(ctx, ro, w.repo, desc, manifest)
 		if err != nil {
 			return Result{}, prev, failed("inspecting", shown+"@"+desc.Digest.String(), err)
 		}
@@ -139,32 +137,4 @@ func failed(action, what string, err error) error {
 		err = se
 	}
 	return fmt.Errorf("%s %s: %w", action, what, err)
-}
-
-// repository parses the image name; loopback registries and Insecure get
-// plain HTTP.
-func repository(opts Options) (name.Repository, error) {
-	repo, err := name.NewRepository(opts.Image)
-	if err != nil {
-		return name.Repository{}, fmt.Errorf("watch: image %q: %w", opts.Image, err)
-	}
-	if opts.Insecure || loopback(repo.RegistryStr()) {
-		repo, err = name.NewRepository(opts.Image, name.Insecure)
-		if err != nil {
-			return name.Repository{}, fmt.Errorf("watch: image %q: %w", opts.Image, err)
-		}
-	}
-	return repo, nil
-}
-
-func loopback(registry string) bool {
-	host, _, err := net.SplitHostPort(registry)
-	if err != nil {
-		host = registry
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -246,3 +246,30 @@ func TestCheckTagMissing(t *testing.T) {
 		t.Errorf("state changed on error (-want +got):\n%s", diff)
 	}
 }
+
+// TestCheckConfigUnavailable: an index's config blob is display only, so a
+// registry that will not serve it still gets the index checked; a single
+// image's config names its platform, so there it is an error.
+func TestCheckConfigUnavailable(t *testing.T) {
+	tr := newTestRegistry(t)
+	idx := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
+	tr.pushImage(t, "single", "linux/amd64")
+	tr.setWrap(func(rw http.ResponseWriter, r *http.Request) bool {
+		if kind(r.URL.Path) == "blobs" {
+			rw.WriteHeader(http.StatusNotFound)
+			return true
+		}
+		return false
+	})
+
+	res, _ := check(t, tr.watcher(t, func(o *Options) { o.Settle = 0 }), State{}, t0)
+	if res.Digest != idx || !res.Ready || !res.Created.IsZero() || res.NixVersion != "" {
+		t.Errorf("index without config: %+v", res)
+	}
+
+	w := tr.watcher(t, func(o *Options) { o.Tag = "single" })
+	_, _, err := w.Check(t.Context(), State{}, t0)
+	if err == nil || !strings.HasPrefix(err.Error(), "inspecting "+tr.repo()+":single@sha256:") {
+		t.Errorf("single image without config: error %v", err)
+	}
+}

@@ -49,11 +49,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	res, err := watchPass(ctx, log, cfg.Watch, *statePath, !*dryRun, time.Now())
+	now := time.Now()
+	res, err := watchPass(ctx, log, cfg.Watch, *statePath, !*dryRun, now)
 	if err != nil {
 		return err
 	}
-	printWatch(stdout, res, time.Now())
+	printWatch(stdout, res, now)
 	if *dryRun {
 		fmt.Fprintln(stdout, "state:      not written (--dry-run)")
 	} else {
