@@ -6,7 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -183,6 +185,30 @@ func Parse(data []byte) (Config, error) {
 func (c Config) Validate() error {
 	if c.GitLab.URL == "" {
 		return errors.New("config: gitlab.url is required")
+	}
+	u, err := url.Parse(c.GitLab.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("config: gitlab.url is not an http or https URL with a host")
+	case u.User != nil:
+		// A password in the URL would be a secret in the file.
+		return errors.New("config: gitlab.url must not hold credentials; use HYDRAFY_GITLAB_TOKEN or gitlab.token_file")
+	}
+	if !filepath.IsAbs(c.Store.Dir) {
+		// The runner's config.toml mounts it into jobs by this path.
+		return fmt.Errorf("config: store.dir %q is not an absolute path", c.Store.Dir)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"watch.settle", c.Watch.Settle},
+		{"store.lock_timeout", c.Store.LockTimeout},
+		{"runner.drain_timeout", c.Runner.DrainTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("config: %s %s is negative", d.key, d.v.D())
+		}
 	}
 	switch c.Runner.Control {
 	case "systemd", "docker", "command", "none":

@@ -49,6 +49,51 @@ func TestParse(t *testing.T) {
 			wantErr: "gitlab.url is required",
 		},
 		{
+			name:    "gitlab.url without scheme",
+			in:      "[gitlab]\nurl = \"gitlab.example.com\"\n",
+			wantErr: "gitlab.url is not an http or https URL with a host",
+		},
+		{
+			name:    "gitlab.url with another scheme",
+			in:      "[gitlab]\nurl = \"ssh://git@gitlab.example.com\"\n",
+			wantErr: "gitlab.url is not an http or https URL with a host",
+		},
+		{
+			name:    "gitlab.url with a password",
+			in:      "[gitlab]\nurl = \"https://bot:hunter2@gitlab.example.com\"\n",
+			wantErr: "gitlab.url must not hold credentials",
+		},
+		{
+			name: "gitlab.url on loopback over http",
+			in:   "[gitlab]\nurl = \"http://127.0.0.1:8929/gitlab\"\n",
+			want: func() config.Config { c := config.Default(); c.GitLab.URL = "http://127.0.0.1:8929/gitlab"; return c }(),
+		},
+		{
+			name:    "relative store.dir",
+			in:      minimal + "[store]\ndir = \"nix-backup\"\n",
+			wantErr: `store.dir "nix-backup" is not an absolute path`,
+		},
+		{
+			name:    "negative settle",
+			in:      minimal + "[watch]\nsettle = \"-5m\"\n",
+			wantErr: "watch.settle -5m0s is negative",
+		},
+		{
+			name:    "negative drain_timeout",
+			in:      minimal + "[runner]\ndrain_timeout = \"-1s\"\n",
+			wantErr: "runner.drain_timeout -1s is negative",
+		},
+		{
+			name:    "negative lock_timeout",
+			in:      minimal + "[store]\nlock_timeout = \"-1h\"\n",
+			wantErr: "store.lock_timeout -1h0m0s is negative",
+		},
+		{
+			name: "zero durations are allowed",
+			in:   minimal + "[watch]\nsettle = \"0s\"\n[runner]\ndrain_timeout = \"0s\"\n",
+			want: withDefaults(func(c *config.Config) { c.Watch.Settle = 0; c.Runner.DrainTimeout = 0 }),
+		},
+		{
 			name:    "unknown top-level key",
 			in:      "colour = \"blue\"\n" + minimal,
 			wantErr: "unknown config key colour",
@@ -237,6 +282,9 @@ schedule = "@every 1h"
 				}
 				if !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Parse error = %q, want it to contain %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("Parse error repeats a secret from the input: %q", err)
 				}
 				if strings.Contains(err.Error(), "\n") {
 					t.Errorf("Parse error spans lines: %q", err)
