@@ -31,16 +31,22 @@ func (r *Runner) WaitIdle(ctx context.Context) error {
 		defer cancel()
 	}
 	start := time.Now()
+	// What the last look that finished found, for the timeout error: a
+	// look cut short by the deadline tells nothing.
+	var lastBusy []string
+	var lastErr error
 	for {
 		busy, err := r.busy(ctx, id)
-		if err == nil && len(busy) == 0 {
+		switch {
+		case err == nil && len(busy) == 0:
 			r.log.Info("runner idle", "runner_id", id, "waited", time.Since(start).Round(time.Millisecond))
 			return nil
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("checking runner jobs", "runner_id", id, "error", err)
-		} else if err == nil {
+		case err == nil:
+			lastBusy, lastErr = busy, nil
 			r.log.Info("waiting for jobs", "runner_id", id, "running", strings.Join(busy, ", "))
+		case ctx.Err() == nil:
+			lastErr = err
+			r.log.Warn("checking runner jobs", "runner_id", id, "error", err)
 		}
 		t := time.NewTimer(r.opts.PollInterval)
 		select {
@@ -49,9 +55,12 @@ func (r *Runner) WaitIdle(ctx context.Context) error {
 			if parent.Err() != nil {
 				return fmt.Errorf("waiting for runner %d to go idle: %w", id, parent.Err())
 			}
-			still := strings.Join(busy, ", ")
-			if err != nil {
-				still = "unknown (" + err.Error() + ")"
+			still := strings.Join(lastBusy, ", ")
+			switch {
+			case lastErr != nil:
+				still = fmt.Sprintf("unknown (%v)", lastErr)
+			case len(lastBusy) == 0:
+				still = "unknown (no answer in time)"
 			}
 			return fmt.Errorf("waiting for runner %d to go idle: %w after %s; still running: %s", id, ErrDrainTimeout, r.opts.DrainTimeout, still)
 		case <-t.C:
