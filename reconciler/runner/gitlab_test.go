@@ -205,7 +205,7 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	start, err := New(Options{Control: "command", StopCommand: f.stopArgs(),
-		StartCommand: f.startArgs("-config", f.config, "-jobs=1", "-job-duration=1s")}, nil, nil)
+		StartCommand: f.startArgs("-config", f.config, "-jobs=1", "-job-duration=3s")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,8 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 	if err := start.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	st := f.wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
+	// The one job starts with the process and runs for 3 s.
+	st := f.wait(t, "its metrics server", func(s standin.Status) bool { return s.MetricsAddr != "" })
 	metrics := "http://" + st.MetricsAddr + "/metrics"
 
 	short, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
