@@ -532,3 +532,17 @@ func TestFaults(t *testing.T) {
 func mrOpts(src string) *gitlab.CreateMergeRequestOptions {
 	return &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("T " + src), SourceBranch: gitlab.Ptr(src), TargetBranch: gitlab.Ptr("main")}
 }
+
+func TestReadOnlyMember(t *testing.T) {
+	emu, _, gl := newTestServer(t)
+	if err := emu.ReadOnly("group/app", "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := gl.Projects.GetProject("group/app", nil); err != nil {
+		t.Errorf("read: %v", err)
+	}
+	_, resp, _ := gl.Branches.CreateBranch("group/app", &gitlab.CreateBranchOptions{Branch: gitlab.Ptr("x"), Ref: gitlab.Ptr("main")})
+	if status(resp) != http.StatusForbidden {
+		t.Errorf("write: status %d, want 403", status(resp))
+	}
+}
