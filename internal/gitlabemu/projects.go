@@ -129,7 +129,7 @@ func (s *Server) listUsers(c *call) {
 			out = append(out, s.userJSON(u))
 		}
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) currentUser(c *call) {
