@@ -49,7 +49,7 @@ func (s *Server) listBranches(c *call) {
 	for _, name := range sortedKeys(p.branches) {
 		out = append(out, s.branchJSON(p, name))
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) getBranch(c *call) {

@@ -140,7 +140,7 @@ func (s *Server) listCommits(c *call) {
 		}
 		cm = p.commits[cm.Parents[0]]
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 // action is one file change of a commit.

@@ -186,17 +186,20 @@ func (s *Server) fire(p *project, event string, payload map[string]any, wants fu
 		return
 	}
 	for _, h := range p.hooks {
-		if !wants(h) {
+		if !wants(h) || !h.active(s.now()) {
 			continue
 		}
 		d := Delivery{HookID: h.ID, URL: h.URL, Event: event, UUID: newUUID(), IdempotencyKey: newUUID(), Payload: body}
 		s.pending++
-		go s.deliver(d, h.Token)
+		go s.deliver(d, h)
 	}
 }
 
 // deliver posts d, retrying failures with a doubling pause as GitLab does.
-func (s *Server) deliver(d Delivery, token string) {
+func (s *Server) deliver(d Delivery, h *hook) {
+	s.mu.Lock()
+	token := h.Token
+	s.mu.Unlock()
 	client := &http.Client{Timeout: s.hooks.timeout}
 	pause := s.hooks.backoff
 	for d.Attempts = 1; ; d.Attempts++ {
@@ -219,6 +222,7 @@ func (s *Server) deliver(d Delivery, token string) {
 	}
 	s.log.Info("gitlab emulator: webhook delivered", "event", d.Event, "url", d.URL, "status", d.Status, "attempts", d.Attempts)
 	s.mu.Lock()
+	h.record(d.OK(), s.now())
 	s.delivered = append(s.delivered, d)
 	s.pending--
 	s.mu.Unlock()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -531,4 +533,96 @@ func TestFaults(t *testing.T) {
 
 func mrOpts(src string) *gitlab.CreateMergeRequestOptions {
 	return &gitlab.CreateMergeRequestOptions{Title: gitlab.Ptr("T " + src), SourceBranch: gitlab.Ptr(src), TargetBranch: gitlab.Ptr("main")}
+}
+
+func TestReadOnlyMember(t *testing.T) {
+	emu, _, gl := newTestServer(t)
+	if err := emu.ReadOnly("group/app", "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := gl.Projects.GetProject("group/app", nil); err != nil {
+		t.Errorf("read: %v", err)
+	}
+	_, resp, _ := gl.Branches.CreateBranch("group/app", &gitlab.CreateBranchOptions{Branch: gitlab.Ptr("x"), Ref: gitlab.Ptr("main")})
+	if status(resp) != http.StatusForbidden {
+		t.Errorf("write: status %d, want 403", status(resp))
+	}
+}
+
+func TestHookPausedAfterFailures(t *testing.T) {
+	emu, _, gl := newTestServer(t)
+	sink := &hookSink{fail: 1 << 30}
+	hs := httptest.NewServer(sink)
+	defer hs.Close()
+	if _, err := emu.AddHook("group/app", hs.URL, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 5 {
+		if _, err := emu.Push("group/app", "main", "root", "c", map[string]string{"f": string(rune('a' + i))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := emu.WaitHooks(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(emu.Deliveries()); n != 4 {
+		t.Errorf("%d deliveries, want 4 before the hook is paused", n)
+	}
+	for _, d := range emu.Deliveries() {
+		if d.OK() || d.Attempts != 4 {
+			t.Errorf("delivery %+v", d)
+		}
+	}
+	hooks, _, err := gl.Projects.ListProjectHooks("group/app", nil)
+	if err != nil || len(hooks) != 1 || hooks[0].AlertStatus != "temporarily_disabled" || hooks[0].DisabledUntil == nil {
+		t.Errorf("hooks %+v %v", hooks, err)
+	}
+}
+
+func TestUnknownEndpointIsLogged(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	emu := New(Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))})
+	ts := httptest.NewServer(emu.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/api/v4/nonsense/here")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(buf.String(), "/api/v4/nonsense/here") {
+		t.Errorf("status %d, log %q", resp.StatusCode, buf.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+func TestPagination(t *testing.T) {
+	emu, _, gl := newTestServer(t)
+	for i := range 25 {
+		if _, err := emu.Push("group/app", fmt.Sprintf("b%02d", i), "root", "c", map[string]string{"f": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, resp, err := gl.Branches.ListBranches("group/app", nil)
+	if err != nil || len(first) != 20 || resp.TotalItems != 26 || resp.NextPage != 2 {
+		t.Fatalf("page 1: %d items, total %d, next %d, %v", len(first), resp.TotalItems, resp.NextPage, err)
+	}
+	second, resp, err := gl.Branches.ListBranches("group/app", &gitlab.ListBranchesOptions{ListOptions: gitlab.ListOptions{Page: 2}})
+	if err != nil || len(second) != 6 || resp.NextPage != 0 {
+		t.Fatalf("page 2: %d items, next %d, %v", len(second), resp.NextPage, err)
+	}
 }

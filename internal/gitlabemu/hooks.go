@@ -22,6 +22,44 @@ type hook struct {
 	PushEvents    bool
 	MergeRequests bool
 	Created       time.Time
+	failures      int       // deliveries failed in a row
+	disabledUntil time.Time // while in the future, nothing is sent
+}
+
+// GitLab disables a hook for a while after 4 failed deliveries in a row
+// (1 minute, doubling up to a day) and for good after 40.
+const (
+	hookFailuresToPause   = 4
+	hookFailuresToDisable = 40
+)
+
+// active reports whether h receives events at now.
+func (h *hook) active(now time.Time) bool {
+	return h.failures < hookFailuresToDisable && !now.Before(h.disabledUntil)
+}
+
+// record notes a delivery's outcome.
+func (h *hook) record(ok bool, now time.Time) {
+	if ok {
+		h.failures, h.disabledUntil = 0, time.Time{}
+		return
+	}
+	h.failures++
+	if h.failures >= hookFailuresToPause {
+		pause := time.Minute << min(h.failures-hookFailuresToPause, 10)
+		h.disabledUntil = now.Add(min(pause, 24*time.Hour))
+	}
+}
+
+func (h *hook) alertStatus(now time.Time) (string, *string) {
+	switch {
+	case h.failures >= hookFailuresToDisable:
+		return "disabled", nil
+	case now.Before(h.disabledUntil):
+		until := h.disabledUntil.Format(time.RFC3339)
+		return "temporarily_disabled", &until
+	}
+	return "executable", nil
 }
 
 // hookJSON is GitLab's project hook entity; the token is never returned.
@@ -47,10 +85,11 @@ type hookJSON struct {
 	CreatedAt                time.Time `json:"created_at"`
 }
 
-func hookJSONOf(p *project, h *hook) hookJSON {
+func (s *Server) hookJSON(p *project, h *hook) hookJSON {
+	status, until := h.alertStatus(s.now())
 	return hookJSON{
 		ID: h.ID, URL: h.URL, ProjectID: p.ID, PushEvents: h.PushEvents, MergeRequestsEvents: h.MergeRequests,
-		EnableSSLVerification: true, AlertStatus: "executable", CreatedAt: h.Created,
+		EnableSSLVerification: true, AlertStatus: status, DisabledUntil: until, CreatedAt: h.Created,
 	}
 }
 
@@ -75,9 +114,9 @@ func (s *Server) listHooks(c *call) {
 	}
 	out := []hookJSON{}
 	for _, h := range p.hooks {
-		out = append(out, hookJSONOf(p, h))
+		out = append(out, s.hookJSON(p, h))
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) hook(c *call) (*project, int, *hook) {
@@ -96,7 +135,7 @@ func (s *Server) hook(c *call) (*project, int, *hook) {
 
 func (s *Server) getHook(c *call) {
 	if p, _, h := s.hook(c); h != nil {
-		c.json(http.StatusOK, hookJSONOf(p, h))
+		c.json(http.StatusOK, s.hookJSON(p, h))
 	}
 }
 
@@ -110,7 +149,7 @@ func (s *Server) addHook(c *call) {
 		return
 	}
 	p.hooks = append(p.hooks, h)
-	c.json(http.StatusCreated, hookJSONOf(p, h))
+	c.json(http.StatusCreated, s.hookJSON(p, h))
 }
 
 func (s *Server) editHook(c *call) {
@@ -119,7 +158,7 @@ func (s *Server) editHook(c *call) {
 		return
 	}
 	if s.setHookFields(c, h) {
-		c.json(http.StatusOK, hookJSONOf(p, h))
+		c.json(http.StatusOK, s.hookJSON(p, h))
 	}
 }
 

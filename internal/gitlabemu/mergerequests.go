@@ -202,7 +202,7 @@ func (s *Server) listMRs(c *call) {
 		}
 		out = append(out, s.mrJSON(p, mr))
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func containsAll(have, want []string) bool {

@@ -51,7 +51,7 @@ func (s *Server) listNotes(c *call) {
 	for i := len(mr.Notes) - 1; i >= 0; i-- {
 		out = append(out, s.noteJSON(p, mr, mr.Notes[i]))
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) createNote(c *call) {

@@ -22,6 +22,13 @@ func (s *Server) FailNext(method, pathPart string, status, n int) {
 	s.faults = append(s.faults, &fault{method: method, path: pathPart, status: status, times: n})
 }
 
+// ClearFaults drops the failures FailNext set up that have not fired yet.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 func (s *Server) fault(method, path string) int {
 	unescaped := strings.ReplaceAll(path, "%2F", "/")
 	for _, f := range s.faults {

@@ -113,7 +113,7 @@ func (s *Server) listPipelines(c *call) {
 			out = append(out, s.pipelineJSON(p, pl))
 		}
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) getPipeline(c *call) {
@@ -142,5 +142,5 @@ func (s *Server) listMRPipelines(c *call) {
 			out = append(out, s.pipelineJSON(p, p.pipelines[i]))
 		}
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }

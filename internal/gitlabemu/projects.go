@@ -1,6 +1,7 @@
 package gitlabemu
 
 import (
+	"fmt"
 	"net/http"
 	"path"
 	"strconv"
@@ -62,17 +63,40 @@ func hostOf(u string) string {
 	return u
 }
 
-// project resolves the :id parameter (a number or a path) or answers 404.
+// project resolves the :id parameter (a number or a path) or answers 404,
+// and answers 403 to writes by a user with read-only access.
 func (s *Server) project(c *call) *project {
 	id := c.params["id"]
+	var p *project
 	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-		if p := s.projects[n]; p != nil {
-			return p
-		}
-	} else if p := s.projectByPath(id); p != nil {
-		return p
+		p = s.projects[n]
+	} else {
+		p = s.projectByPath(id)
 	}
-	c.error(http.StatusNotFound, "404 Project Not Found")
+	if p == nil {
+		c.error(http.StatusNotFound, "404 Project Not Found")
+		return nil
+	}
+	if c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && p.readOnly[c.user.Username] {
+		c.error(http.StatusForbidden, "403 Forbidden")
+		return nil
+	}
+	return p
+}
+
+// ReadOnly gives username only read access (the Reporter role) to
+// projectPath: its writes there answer 403.
+func (s *Server) ReadOnly(projectPath, username string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.projectByPath(projectPath)
+	if p == nil {
+		return fmt.Errorf("restricting access: project %q not found", projectPath)
+	}
+	if p.readOnly == nil {
+		p.readOnly = map[string]bool{}
+	}
+	p.readOnly[username] = true
 	return nil
 }
 
@@ -105,7 +129,7 @@ func (s *Server) listUsers(c *call) {
 			out = append(out, s.userJSON(u))
 		}
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) currentUser(c *call) {

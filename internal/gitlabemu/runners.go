@@ -178,7 +178,7 @@ func (s *Server) listRunnerJobs(c *call) {
 			WebURL:   s.baseURL(nil) + "/-/jobs/" + strconv.FormatInt(j.ID, 10),
 		})
 	}
-	c.json(http.StatusOK, out)
+	c.json(http.StatusOK, paginate(c, out))
 }
 
 func (s *Server) verifyRunner(c *call) {

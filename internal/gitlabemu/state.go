@@ -77,6 +77,7 @@ type project struct {
 	hooks         []*hook
 	pipelines     []*pipeline
 	nextIID       int64
+	readOnly      map[string]bool // usernames that may only read
 }
 
 type commit struct {
