@@ -257,3 +257,28 @@ gitlab_runner_jobs_running_total 7
 		t.Error("malformed sample accepted")
 	}
 }
+
+func TestRunningJobsFollowsPages(t *testing.T) {
+	emu, gl := newGitLab(t)
+	id := emu.AddRunner("build host", runnerToken)
+	const n = 105 // more than one page of 100
+	for i := range n {
+		if _, err := emu.StartJob(id, fmt.Sprintf("job-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := New(Options{Control: "none", ID: int(id)}, gl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := r.busy(testContext(t), int(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(busy) != n {
+		t.Errorf("%d running jobs found, want %d", len(busy), n)
+	}
+	if pages := countRequests(emu, "GET", fmt.Sprintf("runners/%d/jobs", id)); pages != 2 {
+		t.Errorf("%d list requests, want 2 pages", pages)
+	}
+}
