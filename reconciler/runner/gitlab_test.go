@@ -214,7 +214,7 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one job starts with the process and runs for 3 s.
-	st := f.wait(t, "its metrics server", func(s standin.Status) bool { return s.MetricsAddr != "" })
+	st := f.wait(t, "its metrics server and its job", func(s standin.Status) bool { return s.MetricsAddr != "" && s.JobsRunning == 1 })
 	metrics := "http://" + st.MetricsAddr + "/metrics"
 
 	short, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"gitlab.com/hydrafy/hydrafy/config"
+
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
@@ -23,10 +25,10 @@ type Options struct {
 	DockerHost   string // default unix:///var/run/docker.sock
 	StopCommand  []string
 	StartCommand []string
-	ConfigFile   string // the runner's config.toml
-	Name         string // [[runners]] name to edit; empty = all docker runners
-	ID           int    // runner id; 0 = resolve with POST /runners/verify using Token
-	Token        string // runner authentication token (secret: never logged)
+	ConfigFile   string        // the runner's config.toml
+	Name         string        // [[runners]] name to edit; empty = all docker runners
+	ID           int           // runner id; 0 = resolve with POST /runners/verify using Token
+	Token        config.Secret // runner authentication token
 	DrainTimeout time.Duration
 	PinImage     bool
 	MetricsURL   string // optional listen_address metrics, e.g. http://127.0.0.1:9252/metrics
