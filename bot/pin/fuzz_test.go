@@ -46,7 +46,7 @@ var notImage = []string{
 
 var (
 	prefixes = []string{"", "docker.io/", "index.docker.io/"}
-	tags     = []string{"", ":latest", ":2.24", ":${NIX_VERSION}"}
+	tags     = []string{"", ":latest", ":2.24", ":$NIX_VERSION"}
 	digests  = []string{"", "@" + oldDigest, "@" + newDigest}
 )
 
