@@ -170,10 +170,10 @@ func myers(x, y []string, off int) []edit {
 	for d := 0; d <= limit; d++ {
 		for k := -d; k <= d; k += 2 {
 			var xi int
-			if k == -d || (k != d && *at(k-1) < *at(k+1)) {
+			if k == -d || (k != d && *at(k - 1) < *at(k + 1)) {
 				xi = *at(k + 1) // down: insert y
 			} else {
-				xi = *at(k-1) + 1 // right: delete x
+				xi = *at(k - 1) + 1 // right: delete x
 			}
 			yi := xi - k
 			for xi < n && yi < m && x[xi] == y[yi] {
