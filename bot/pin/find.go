@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -56,7 +57,7 @@ func parse(src []byte) (docs []*yaml.Node, err error) {
 
 // find returns every reference of r in the parsed documents, in file order.
 func find(t *text, docs []*yaml.Node, r repo) ([]found, error) {
-	f := finder{repo: r, seen: map[*yaml.Node]bool{}}
+	f := finder{repo: r, hint: r.path[strings.LastIndex(r.path, "/")+1:], seen: map[*yaml.Node]bool{}}
 	for _, d := range docs {
 		f.walk(d, 0)
 	}
@@ -99,6 +100,7 @@ func checkSpan(raw []byte, n *yaml.Node) error {
 
 type finder struct {
 	repo  repo
+	hint  string // the repository's last path component, in every reference
 	seen  map[*yaml.Node]bool
 	nodes []*yaml.Node
 }
@@ -139,6 +141,9 @@ func (f *finder) walk(n *yaml.Node, depth int) {
 			f.walk(n.Alias, depth)
 		}
 	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, f.hint) {
+			return
+		}
 		if r, ok := parseRef(n.Value); ok && r.repo == f.repo {
 			f.nodes = append(f.nodes, n)
 		}
