@@ -68,7 +68,7 @@ func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			continue
 		}
 		if !*write {
-			if err := writeUnifiedDiff(stdout, filepath.ToSlash(r.name), r.old, r.new); err != nil {
+			if err := writeUnifiedDiff(stdout, filepath.ToSlash(filepath.Clean(r.name)), r.old, r.new); err != nil {
 				return fmt.Errorf("printing the diff of %s: %w", r.name, err)
 			}
 			continue

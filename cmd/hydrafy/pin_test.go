@@ -40,7 +40,7 @@ func runHydrafy(t *testing.T, args ...string) (code int, stdout, stderr string) 
 
 func TestPinDiff(t *testing.T) {
 	pinDir(t, map[string]string{".gitlab-ci.yml": ciFile, "other.yml": "image: alpine\n"})
-	code, stdout, stderr := runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, ".gitlab-ci.yml", "other.yml")
+	code, stdout, stderr := runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "./.gitlab-ci.yml", "other.yml")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
