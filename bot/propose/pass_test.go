@@ -187,3 +187,28 @@ func TestDefaultBranchMoves(t *testing.T) {
 	}
 	e.checkPinned(t, "g/a", "hydrafy/nixos-nix", []string{".gitlab-ci.yml"}, digest('1'))
 }
+
+// TestBranchResetAfterHumanPush follows the advice of the comment: deleting
+// the branch lets the next pass rebuild it and update the same MR.
+func TestBranchResetAfterHumanPush(t *testing.T) {
+	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n"}})
+	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
+	const branch = "hydrafy/nixos-nix"
+	_, st, _ := e.pass(t, p, target('1'), State{})
+	if _, err := e.emu.Push("g/a", branch, "alice", "mine", map[string]string{"x": "y"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, st, _ := e.pass(t, p, target('2'), st)
+	if rep.Projects[0].Action != Commented {
+		t.Fatalf("human push: %s", rep.Projects[0])
+	}
+	if _, err := e.gl.Branches.DeleteBranch("g/a", branch); err != nil {
+		t.Fatal(err)
+	}
+	rep, _, _ = e.pass(t, p, target('2'), st)
+	mrs := e.emu.MergeRequests("g/a")
+	if rep.Projects[0].Action != Updated || len(mrs) != 1 || mrs[0].State != "opened" || !strings.Contains(mrs[0].Title, "22222222") {
+		t.Fatalf("after reset: %s, %+v", rep.Projects[0], mrs)
+	}
+	e.checkPinned(t, "g/a", branch, []string{".gitlab-ci.yml"}, digest('2'))
+}

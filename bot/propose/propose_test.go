@@ -55,7 +55,7 @@ func newEnv(t *testing.T, projects map[string]map[string]string) *env {
 	return &env{emu: emu, url: ts.URL, gl: client(t, ts.URL, botToken)}
 }
 
-func client(t *testing.T, url, token string) *gitlab.Client {
+func client(t testing.TB, url, token string) *gitlab.Client {
 	t.Helper()
 	// The client's own retries stay on; only their pauses are shortened.
 	fast := func(_, _ time.Duration, _ int, _ *http.Response) time.Duration { return time.Millisecond }
