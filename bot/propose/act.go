@@ -7,7 +7,6 @@ import (
 )
 
 // act brings the project's branch and merge request in line with t. open
-
 // counts the open proposals across projects, for max_open.
 func (p *Proposer) act(ctx context.Context, pl *plan, t Target, open *int) {
 	pl.mr = pl.openMR
@@ -73,18 +72,3 @@ func (p *Proposer) act(ctx context.Context, pl *plan, t Target, open *int) {
 	}
 	p.autoMerge(ctx, pl)
 }
-
-// branchCurrent reports whether the proposal branch already holds the
-// proposer's commit for t with the files as they should be. A default
-
-// branch that moved on without touching the files needs no new commit:
-
-// commit (re)creates the branch from the default branch head with one
-
-// refreshMR brings the open merge request's title, description and labels
-
-// in line and reports whether it wrote anything. Labels are only added:
-
-// tellHuman comments once per digest on a merge request whose branch has
-
-// autoMerge sets "merge when pipeline succeeds" once a pipeline exists for

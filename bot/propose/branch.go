@@ -21,6 +21,9 @@ func (p *Proposer) branchHead(ctx context.Context, pl *plan) (*gitlab.Commit, er
 	return b.Commit, nil
 }
 
+// branchCurrent reports whether the proposal branch already holds the
+// proposer's commit for t with the files as they should be. A default
+// branch that moved on without touching the files needs no new commit:
 // pipelines are not re-run for nothing.
 func (p *Proposer) branchCurrent(ctx context.Context, pl *plan, head *gitlab.Commit, human bool, t Target) (bool, error) {
 	if head == nil || human || commitDigest(head.Message) != t.Digest {
@@ -49,6 +52,7 @@ func (p *Proposer) isBot(c *gitlab.Commit) bool {
 	return strings.EqualFold(c.AuthorEmail, p.opts.Author.Email) && commitDigest(c.Message) != ""
 }
 
+// commit (re)creates the branch from the default branch head with one
 // commit that pins every file.
 func (p *Proposer) commit(ctx context.Context, pl *plan, t Target) error {
 	var actions []*gitlab.CommitActionOptions

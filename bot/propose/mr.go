@@ -55,6 +55,8 @@ func (p *Proposer) assignees(ctx context.Context, pl *plan) []int64 {
 	return ids
 }
 
+// refreshMR brings the open merge request's title, description and labels
+// in line and reports whether it wrote anything. Labels are only added:
 // labels people set stay.
 func (p *Proposer) refreshMR(ctx context.Context, pl *plan, t Target) (bool, error) {
 	mr := pl.openMR
@@ -86,6 +88,7 @@ func (p *Proposer) refreshMR(ctx context.Context, pl *plan, t Target) (bool, err
 	return true, nil
 }
 
+// tellHuman comments once per digest on a merge request whose branch has
 // commits by others, instead of force-pushing over them.
 func (p *Proposer) tellHuman(ctx context.Context, pl *plan, t Target) {
 	pl.action = HumanPushed
@@ -112,6 +115,7 @@ func (p *Proposer) tellHuman(ctx context.Context, pl *plan, t Target) {
 	pl.log.Info("branch has commits by others; commented instead of force-pushing", "iid", pl.openMR.IID)
 }
 
+// autoMerge sets "merge when pipeline succeeds" once a pipeline exists for
 // the merge request's head; until then a later pass retries.
 func (p *Proposer) autoMerge(ctx context.Context, pl *plan) {
 	enabled := p.opts.Propose.Automerge

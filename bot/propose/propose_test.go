@@ -67,7 +67,6 @@ func client(t testing.TB, url, token string) *gitlab.Client {
 }
 
 // actions maps project path → action, for compact comparisons.
-
 func actions(r Report) map[string]Action {
 	out := map[string]Action{}
 	for _, p := range r.Projects {
@@ -97,7 +96,6 @@ func (e *env) pass(t *testing.T, p *Proposer, tg Target, st State) (Report, Stat
 }
 
 // openMRs returns the open merge requests of project.
-
 func (e *env) openMRs(project string) []gitlabemu.MR {
 	var out []gitlabemu.MR
 	for _, mr := range e.emu.MergeRequests(project) {
@@ -110,7 +108,6 @@ func (e *env) openMRs(project string) []gitlabemu.MR {
 
 // checkPinned checks that branch pins every reference of nixos/nix in the
 // files to d, and that the content is exactly pin.Rewrite of main's.
-
 func (e *env) checkPinned(t *testing.T, project, branch string, files []string, d string) {
 	t.Helper()
 	for _, f := range files {

@@ -15,7 +15,6 @@ const (
 
 // newTestServer starts an emulator with one project and returns it with a
 // client authenticated by an api token.
-
 func newTestServer(t *testing.T) (*Server, *httptest.Server, *gitlab.Client) {
 	t.Helper()
 	emu := New(Options{HookBackoff: 10 * time.Millisecond})

@@ -11,6 +11,7 @@ import (
 	"time"
 )
 
+// hookSink records webhook requests.
 type hookSink struct {
 	mu   sync.Mutex
 	reqs []*http.Request

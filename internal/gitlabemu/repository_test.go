@@ -154,8 +154,6 @@ func TestCommits(t *testing.T) {
 	}
 }
 
-// hookSink records webhook requests.
-
 func TestPagination(t *testing.T) {
 	emu, _, gl := newTestServer(t)
 	for i := range 25 {
