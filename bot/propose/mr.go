@@ -116,7 +116,8 @@ func (p *Proposer) tellHuman(ctx context.Context, pl *plan, t Target) {
 }
 
 // autoMerge sets "merge when pipeline succeeds" once a pipeline exists for
-// the merge request's head; until then a later pass retries.
+// the merge request's head; until then a later pass retries. Set earlier,
+// GitLab may merge at once, before any pipeline ran.
 func (p *Proposer) autoMerge(ctx context.Context, pl *plan) {
 	enabled := p.opts.Propose.Automerge
 	if pl.proj.Automerge != nil {
@@ -139,7 +140,9 @@ func (p *Proposer) autoMerge(ctx context.Context, pl *plan) {
 		return
 	}
 	res, _, err := p.gl.MergeRequests.AcceptMergeRequest(pl.proj.Path, mr.IID, &gitlab.AcceptMergeRequestOptions{
-		AutoMerge: gitlab.Ptr(true), SHA: &mr.SHA}, gitlab.WithContext(ctx))
+		// Both names: auto_merge since GitLab 17.11, the older one before;
+		// an instance that knew neither would merge at once.
+		AutoMerge: gitlab.Ptr(true), MergeWhenPipelineSucceeds: gitlab.Ptr(true), SHA: &mr.SHA}, gitlab.WithContext(ctx))
 	if err != nil {
 		pl.warnings = append(pl.warnings, explain("setting auto-merge on !"+itoa(mr.IID), err).Error())
 		return

@@ -156,18 +156,19 @@ func (s *Server) createMR(c *call) {
 
 // setMRFields applies labels and assignees given in the request.
 func (s *Server) setMRFields(c *call, mr *mergeRequest) {
-	if l, ok := c.str("labels"); ok {
-		mr.Labels = splitLabels(l)
+	if l, ok := c.labels("labels"); ok {
+		mr.Labels = l
 	}
-	if l, ok := c.str("add_labels"); ok {
-		for _, x := range splitLabels(l) {
+	if l, ok := c.labels("add_labels"); ok {
+		for _, x := range l {
 			if !slices.Contains(mr.Labels, x) {
 				mr.Labels = append(mr.Labels, x)
 			}
 		}
+		slices.Sort(mr.Labels)
 	}
-	if l, ok := c.str("remove_labels"); ok {
-		mr.Labels = slices.DeleteFunc(mr.Labels, func(x string) bool { return slices.Contains(splitLabels(l), x) })
+	if l, ok := c.labels("remove_labels"); ok {
+		mr.Labels = slices.DeleteFunc(mr.Labels, func(x string) bool { return slices.Contains(l, x) })
 	}
 	var ids []int64
 	if v, ok := c.body["assignee_ids"].([]any); ok {
@@ -189,6 +190,19 @@ func (s *Server) setMRFields(c *call, mr *mergeRequest) {
 			}
 		}
 	}
+}
+
+// labels reads a label list given as "a,b" or as an array.
+func (c *call) labels(name string) ([]string, bool) {
+	if v, ok := c.body[name].([]any); ok {
+		var parts []string
+		for _, x := range v {
+			parts = append(parts, fmt.Sprint(x))
+		}
+		return splitLabels(strings.Join(parts, ",")), true
+	}
+	l, ok := c.str(name)
+	return splitLabels(l), ok
 }
 
 func splitLabels(l string) []string {
