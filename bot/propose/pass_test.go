@@ -212,3 +212,19 @@ func TestBranchResetAfterHumanPush(t *testing.T) {
 	}
 	e.checkPinned(t, "g/a", branch, []string{".gitlab-ci.yml"}, digest('2'))
 }
+
+func TestNewClient(t *testing.T) {
+	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n"}})
+	for _, url := range []string{e.url, e.url + "/", e.url + "/api/v4"} {
+		gl, err := NewClient(url, botToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := gl.Projects.GetProject("g/a", nil); err != nil {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+	if _, err := NewClient("", botToken); err == nil {
+		t.Error("no error for an empty URL")
+	}
+}

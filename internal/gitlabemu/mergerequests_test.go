@@ -189,3 +189,37 @@ func TestCloseAndAutoMerge(t *testing.T) {
 		t.Errorf("after pipeline success: %+v %v", got.State, err)
 	}
 }
+
+func TestAutoMergeWithFinishedPipeline(t *testing.T) {
+	tests := []struct {
+		pipeline  string
+		wantCode  int
+		wantState string
+	}{
+		{"success", http.StatusOK, "merged"},
+		{"failed", http.StatusMethodNotAllowed, "opened"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pipeline, func(t *testing.T) {
+			emu, _, gl := newTestServer(t)
+			sha, err := emu.Push("group/app", "topic", "root", "c", map[string]string{"f": "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mr, _, err := gl.MergeRequests.CreateMergeRequest("group/app", mrOpts("topic"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := emu.SetPipeline("group/app", sha, tt.pipeline); err != nil {
+				t.Fatal(err)
+			}
+			_, resp, _ := gl.MergeRequests.AcceptMergeRequest("group/app", mr.IID, &gitlab.AcceptMergeRequestOptions{AutoMerge: gitlab.Ptr(true)})
+			if status(resp) != tt.wantCode {
+				t.Errorf("status %d, want %d", status(resp), tt.wantCode)
+			}
+			if got := emu.MergeRequests("group/app")[0].State; got != tt.wantState {
+				t.Errorf("state %s, want %s", got, tt.wantState)
+			}
+		})
+	}
+}
