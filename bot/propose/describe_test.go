@@ -35,7 +35,7 @@ func TestDescriptionGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Title(tt.t) + "\n\n" + Description(tt.t, files)
+			got := Title(tt.t) + "\n\n" + description(tt.t, files)
 			path := "testdata/description-" + tt.name + ".golden.md"
 			if os.Getenv("UPDATE_GOLDEN") != "" {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
