@@ -17,6 +17,8 @@ type hookSink struct {
 	reqs []*http.Request
 	body [][]byte
 	fail int
+	// failedKeys are the Idempotency-Keys of the refused attempts.
+	failedKeys []string
 }
 
 func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -25,6 +27,7 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.mu.Unlock()
 	if h.fail > 0 {
 		h.fail--
+		h.failedKeys = append(h.failedKeys, r.Header.Get("Idempotency-Key"))
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}

@@ -127,12 +127,19 @@ func TestMergeRequestLifecycle(t *testing.T) {
 		t.Fatal("no push event delivered")
 	}
 	sink.mu.Lock()
+	retriedKey := false
 	for _, r := range sink.reqs {
+		if len(sink.failedKeys) == 1 && r.Header.Get("Idempotency-Key") == sink.failedKeys[0] {
+			retriedKey = true
+		}
 		if r.Header.Get("X-Gitlab-Token") != "s3cret" || r.Header.Get("X-Gitlab-Event-UUID") == "" || r.Header.Get("Idempotency-Key") == "" {
 			t.Errorf("headers %v", r.Header)
 		}
 	}
 	sink.mu.Unlock()
+	if !retriedKey {
+		t.Error("the retry of the refused delivery did not carry the same Idempotency-Key")
+	}
 	retried := false
 	for _, d := range emu.Deliveries() {
 		if d.Attempts > 1 && d.OK() {
