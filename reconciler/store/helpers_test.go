@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,13 +25,14 @@ import (
 
 // Environment of a re-executed test binary that runs one merge.
 const (
-	envMerge = "HYDRAFY_TEST_MERGE" // "LIVE\x00STAGED"
-	envCrash = "HYDRAFY_TEST_CRASH" // "step:n": SIGKILL at the nth time step is reached
+	envLive   = "HYDRAFY_TEST_MERGE_LIVE"
+	envStaged = "HYDRAFY_TEST_MERGE_STAGED"
+	envCrash  = "HYDRAFY_TEST_CRASH" // "step:n": SIGKILL at the nth time step is reached
 )
 
 func TestMain(m *testing.M) {
-	if v := os.Getenv(envMerge); v != "" {
-		os.Exit(childMerge(v, os.Getenv(envCrash)))
+	if live := os.Getenv(envLive); live != "" {
+		os.Exit(childMerge(live, os.Getenv(envStaged), os.Getenv(envCrash)))
 	}
 	dir, err := os.MkdirTemp("", "store-templates-")
 	if err != nil {
@@ -45,8 +47,7 @@ func TestMain(m *testing.M) {
 
 // childMerge runs one merge in this process and kills itself with SIGKILL
 // when the merge reaches the named step for the nth time.
-func childMerge(dirs, crash string) int {
-	live, staged, _ := strings.Cut(dirs, "\x00")
+func childMerge(live, staged, crash string) int {
 	if crash != "" {
 		step, nth, _ := strings.Cut(crash, ":")
 		n, err := strconv.Atoi(nth)
@@ -75,7 +76,7 @@ func childMerge(dirs, crash string) int {
 func runChild(t *testing.T, live, staged, crash string) (killed bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envMerge+"="+live+"\x00"+staged, envCrash+"="+crash)
+	cmd.Env = append(os.Environ(), envLive+"="+live, envStaged+"="+staged, envCrash+"="+crash)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		return false
@@ -140,12 +141,23 @@ func goStore(spec synth.Spec) func(testing.TB, string) {
 	}
 }
 
-// refsOf returns the references of every valid path of root, by Nix.
+// refsOf returns the references of paths in root, as Nix reports them
+// (`nix path-info --json`, one call).
 func refsOf(t testing.TB, root string, paths []string) map[string][]string {
 	t.Helper()
+	out := nixtest.Nix(t, nil, "nix", append([]string{"path-info", "--store", root, "--json"}, paths...)...)
+	var infos []struct {
+		Path       string   `json:"path"`
+		References []string `json:"references"`
+	}
+	if err := json.Unmarshal([]byte(out), &infos); err != nil {
+		t.Fatalf("parsing nix path-info --json: %v", err)
+	}
 	m := map[string][]string{}
-	for _, p := range paths {
-		m[p] = nixtest.References(t, root, p)
+	for _, in := range infos {
+		refs := append([]string{}, in.References...)
+		sort.Strings(refs)
+		m[in.Path] = refs
 	}
 	return m
 }
@@ -267,3 +279,9 @@ func storePaths(spec synth.Spec) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Bigger releases (85% shared) for random kills and benchmarks.
+var (
+	bigA = synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 100, Shared: 85, Base: "big", FilesPerPath: 8, FileSize: 2048})
+	bigB = synth.Release(synth.ReleaseOptions{Version: "2.25.0", Paths: 100, Shared: 85, Base: "big", FilesPerPath: 8, FileSize: 2048})
+)

@@ -147,14 +147,20 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 			return rep, err
 		}
 	}
-	if err := syncStore(liveDir); err != nil {
-		return rep, err
+	if len(p.add) > 0 {
+		added := make([]string, len(p.add))
+		for i, r := range p.add {
+			added[i] = r.path
+		}
+		if err := syncPaths(liveDir, added); err != nil {
+			return rep, err
+		}
+		at("synced")
+		if err := register(ctx, conn, img, p.add); err != nil {
+			return rep, err
+		}
+		at("committed")
 	}
-	at("synced")
-	if err := register(ctx, conn, img, p.add); err != nil {
-		return rep, err
-	}
-	at("committed")
 	p.fill(&rep)
 	for _, m := range moves {
 		switch m.kind {

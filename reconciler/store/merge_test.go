@@ -171,9 +171,9 @@ func TestMergeHashConflict(t *testing.T) {
 func TestMergeRefusesBrokenImage(t *testing.T) {
 	newPath := minus(storePaths(releaseB), storePaths(releaseA))[0]
 	tests := []struct {
-		name  string
-		break_ func(t *testing.T, staged string)
-		want  string
+		name    string
+		corrupt func(t *testing.T, staged string)
+		want    string
 	}{
 		{"dangling reference", func(t *testing.T, staged string) {
 			execSQL(t, staged, `pragma foreign_keys = off; insert into Refs (referrer, reference) values ((select id from ValidPaths where path = '`+newPath+`'), 9999)`)
@@ -191,7 +191,7 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			live := template(t, "go-a", goStore(releaseA))
 			staged := template(t, "go-b", goStore(releaseB))
-			tt.break_(t, staged)
+			tt.corrupt(t, staged)
 			before := snapshot(t, live)
 			_, err := Merge(context.Background(), live, staged, MergeOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/nix-community/go-nix/pkg/nar"
-	"golang.org/x/sys/unix"
+	"golang.org/x/sync/errgroup"
 )
 
 // trashPrefix names entries of the live nix/store being deleted. Nix
@@ -152,19 +152,43 @@ func exists(p string) (bool, error) {
 	return false, fmt.Errorf("checking %s: %w", p, err)
 }
 
-// syncStore flushes the renamed paths (and their staged content) to disk
-// before they are registered: after a power loss, a registered path must
-// exist.
-func syncStore(liveDir string) error {
-	f, err := os.Open(storePath(liveDir))
-	if err != nil {
-		return fmt.Errorf("syncing live store: %w", err)
+// syncPaths flushes the files of the added paths and the live store dir to
+// disk before the paths are registered: after a power loss, a registered
+// path must exist with its content. Only the added trees are synced, not
+// the whole filesystem (where jobs may have gigabytes in flight).
+func syncPaths(liveDir string, paths []string) error {
+	g := new(errgroup.Group)
+	g.SetLimit(8)
+	for _, p := range paths {
+		root := filepath.Join(liveDir, p)
+		g.Go(func() error {
+			return filepath.WalkDir(root, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.Type()&fs.ModeSymlink != 0 {
+					return nil
+				}
+				return fsync(q)
+			})
+		})
 	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("syncing added paths: %w", err)
+	}
+	if err := fsync(storePath(liveDir)); err != nil {
 		return fmt.Errorf("syncing live store: %w", err)
 	}
 	return nil
+}
+
+func fsync(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // narHash returns the NAR hash of the tree at p in the db's form.
