@@ -41,7 +41,7 @@ func registryError(ref name.Reference, retries int, err error) error {
 	if errors.As(err, &te) {
 		switch {
 		case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
-			return line("pulling %s: registry %s refused the credentials (401 unauthorized); log in with docker login", ref, ref.Context().RegistryStr())
+			return line("pulling %s: registry %s wants credentials or refused them (401 unauthorized); log in with docker login", ref, ref.Context().RegistryStr())
 		case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
 			return line("pulling %s: access denied (403 forbidden)", ref)
 		case te.StatusCode == http.StatusTooManyRequests || hasCode(te, transport.TooManyRequestsErrorCode):
