@@ -3,10 +3,10 @@ package image_test
 import (
 	"context"
 	"io/fs"
-	"strings"
-	"syscall"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
