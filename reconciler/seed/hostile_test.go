@@ -128,8 +128,10 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "nix/store must be a directory",
 		},
 		{
-			name:    "symlinked nix/var/nix/db",
-			layers:  func(out string) layers { return layers{f.h(), {symlink("nix/var/nix/db", out), reg("nix/var/nix/db/x", "x", 0o644)}} },
+			name: "symlinked nix/var/nix/db",
+			layers: func(out string) layers {
+				return layers{f.h(), {symlink("nix/var/nix/db", out), reg("nix/var/nix/db/x", "x", 0o644)}}
+			},
 			wantErr: "nix/var/nix/db must be a directory",
 		},
 		{
@@ -222,8 +224,10 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "already holds a file",
 		},
 		{
-			name:    "symlink in the db",
-			layers:  func(out string) layers { return layers{f.h(), {symlink("nix/var/nix/db/db.sqlite-wal", out+"/canary")}} },
+			name: "symlink in the db",
+			layers: func(out string) layers {
+				return layers{f.h(), {symlink("nix/var/nix/db/db.sqlite-wal", out+"/canary")}}
+			},
 			wantErr: "regular files only",
 		},
 		{
