@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"fmt"
 	"io"
 	"net/url"
@@ -92,9 +94,27 @@ func (s *stager) assembleDB() error {
 	return nil
 }
 
-// readDB returns the image db's ValidPaths: path → NAR hash.
+// readDB returns the image db's ValidPaths: path → NAR hash. It leaves
+// the db dir as the image had it: without a write-ahead log to read, the
+// db is opened immutable (no -wal or -shm appear); with one, sqlite needs
+// its -shm, which is removed again if the image had none.
 func readDB(file string) (map[string]string, error) {
-	u := url.URL{Scheme: "file", Path: file, RawQuery: "mode=ro"}
+	query := "mode=ro&immutable=1"
+	if fi, err := os.Stat(file + "-wal"); err == nil && fi.Size() > 0 {
+		query = "mode=ro"
+	}
+	var created []string
+	for _, side := range []string{file + "-wal", file + "-shm"} {
+		if _, err := os.Lstat(side); errors.Is(err, fs.ErrNotExist) {
+			created = append(created, side)
+		}
+	}
+	defer func() {
+		for _, side := range created {
+			os.Remove(side)
+		}
+	}()
+	u := url.URL{Scheme: "file", Path: file, RawQuery: query}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("opening the image db: %w", err)

@@ -27,13 +27,20 @@ import (
 // does; it returns the image and its store paths.
 func nixImage(t *testing.T, spec synth.Spec) (v1.Image, []string) {
 	t.Helper()
+	img, paths, _ := nixImageRoot(t, spec)
+	return img, paths
+}
+
+// nixImageRoot is nixImage that also returns the root the store was built in.
+func nixImageRoot(t *testing.T, spec synth.Spec) (v1.Image, []string, string) {
+	t.Helper()
 	root := t.TempDir()
 	nixtest.Build(t, root, spec)
 	img, err := synth.Image(root, synth.ImageOptions{NixVersion: spec.Seed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img, nixtest.Paths(t, root)
+	return img, nixtest.Paths(t, root), root
 }
 
 // snapshot describes every entry below dir: type, mode, owner, content or
