@@ -182,7 +182,7 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 			if err := removeTree(filepath.Join(staged, newPath)); err != nil {
 				t.Fatal(err)
 			}
-		}, "the image store lacks " + newPath},
+		}, "stage the image again: " + newPath},
 		{"not a store path", func(t *testing.T, staged string) {
 			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
 		}, "not a store path"},

@@ -27,6 +27,12 @@ func checkStorePath(p string) error {
 	return nil
 }
 
+// ErrStagedMissing marks a merge stopped (before any change) because the
+// staged store lacks a path the live store does not hold either: its layer
+// was skipped while the path was valid, or the staged dir was damaged.
+// Staging again without skipping layers fixes it.
+var ErrStagedMissing = errors.New("the image store lacks a path to add: stage the image again")
+
 type moveKind int
 
 const (
@@ -73,11 +79,11 @@ func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
 				return nil, err
 			}
 			if h != r.hash {
-				return nil, fmt.Errorf("the image store lacks %s and the unregistered %s has hash %s, not the image's %s: stage the image again", r.path, dst, h, r.hash)
+				return nil, fmt.Errorf("%w: %s (and the unregistered %s has hash %s, not the image's %s)", ErrStagedMissing, r.path, dst, h, r.hash)
 			}
 			moves = append(moves, move{r.path, moveAdopt})
 		default:
-			return nil, fmt.Errorf("the image store lacks %s, which the live store does not hold (was it deleted since staging?): stage the image again", r.path)
+			return nil, fmt.Errorf("%w: %s, which the live store does not hold (collected as garbage since staging?)", ErrStagedMissing, r.path)
 		}
 	}
 	return moves, nil
