@@ -14,12 +14,12 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
-// holdShared starts `flock -s big-lock sleep SECONDS` (util-linux), as a
+// holdShared starts `flock -o -s big-lock sleep SECONDS` (util-linux), as a
 // Nix process holds the store, and returns once the lock is held.
 func holdShared(t *testing.T, live string, seconds string) *exec.Cmd {
 	t.Helper()
 	lock := filepath.Join(dbPath(live), "big-lock")
-	cmd := exec.Command("flock", "-s", lock, "sleep", seconds)
+	cmd := exec.Command("flock", "-o", "-s", lock, "sleep", seconds)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
