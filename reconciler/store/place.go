@@ -12,6 +12,7 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nar"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // trashPrefix names entries of the live nix/store being deleted. Nix
@@ -57,6 +58,11 @@ type move struct {
 // copy is gone (renamed in by that merge), registered if its NAR hash is
 // the image's.
 func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
+	if len(add) > 0 {
+		if err := sameFilesystem(storePath(liveDir), storePath(stagedDir)); err != nil {
+			return nil, err
+		}
+	}
 	moves := make([]move, 0, len(add))
 	for _, r := range add {
 		src, dst := filepath.Join(stagedDir, r.path), filepath.Join(liveDir, r.path)
@@ -87,6 +93,21 @@ func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
 		}
 	}
 	return moves, nil
+}
+
+// sameFilesystem refuses a staged store that paths cannot be renamed from.
+func sameFilesystem(live, staged string) error {
+	var a, b unix.Stat_t
+	if err := unix.Stat(live, &a); err != nil {
+		return fmt.Errorf("checking %s: %w", live, err)
+	}
+	if err := unix.Stat(staged, &b); err != nil {
+		return fmt.Errorf("checking %s: %w", staged, err)
+	}
+	if a.Dev != b.Dev {
+		return fmt.Errorf("the staged store %s is on another filesystem than the live store %s: stage it inside the store dir", staged, live)
+	}
+	return nil
 }
 
 func (m move) apply(liveDir, stagedDir string) error {
