@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -297,4 +298,29 @@ func minusSlice(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// TestSeedMergeRefusesSchema refuses to merge into a store whose db schema
+// differs from the image's, offering --replace, and changes nothing.
+func TestSeedMergeRefusesSchema(t *testing.T) {
+	ctx := context.Background()
+	oldImg, _ := nixImage(t, release("2.24.9"))
+	newImg, _ := nixImage(t, release("2.25.0"))
+	host := nixtest.Registry(t)
+	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
+	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+	if _, err := seed.Seed(ctx, host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nix/var/nix/db/schema"), []byte("9"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, filepath.Dir(dir))
+	_, err := seed.Seed(ctx, host+"/nixos/nix:new", seed.Options{Store: dir})
+	want := "db schema: the live store has version 9 and the image version 10; merging across versions is not possible, use --replace to install exactly the image's store"
+	if err == nil || err.Error() != want {
+		t.Fatalf("merge across schemas: %v, want %q", err, want)
+	}
+	sameTree(t, "the store dir", before, snapshot(t, filepath.Dir(dir)))
 }
