@@ -17,18 +17,26 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
-// benchRelease is a nixos/nix-sized release: 100 store paths (one layer
-// each), 85 of them shared with the other release of the same base.
+// benchRelease is a nixos/nix-shaped release: 100 store paths (one layer
+// each, 32 MB in all), 85 of them shared with the other release of the
+// same base.
 func benchRelease(version, base string, shared int) synth.Spec {
-	return synth.Release(synth.ReleaseOptions{Version: version, Paths: 100, Shared: shared, Base: base, FilesPerPath: 10, FileSize: 8192})
+	return synth.Release(synth.ReleaseOptions{Version: version, Paths: 100, Shared: shared, Base: base, FilesPerPath: 10, FileSize: 32 << 10})
+}
+
+// extraPaths are 100 small paths that make a live store bigger: what
+// matters to a merge is how many paths the store registers, not their size.
+func extraPaths(i int) synth.Spec {
+	v := fmt.Sprintf("extra%d", i)
+	return synth.Release(synth.ReleaseOptions{Version: v, Paths: 100, Base: v, FilesPerPath: 2, FileSize: 512})
 }
 
 // BenchmarkSeedMerge measures, in one run, `hydrafy seed` of a release
 // (a) into an empty dir (fresh: pull, extract and verify all 100 layers,
 // install), (b) into a store holding the previous release, which shares
 // 85% of the paths (merge: pull and verify the 15 new layers and the db
-// layer, then store.Merge), and (c) the same merge into a store 10× larger
-// (the previous release plus 900 more paths). Each seed is timed whole,
+// layer, then store.Merge), and (c) the same merge into a store that
+// registers 10× as many paths (the previous release plus 900 more). Each seed is timed whole,
 // staging included; the copies of the live store that each iteration
 // starts from are made and flushed to disk outside the timing.
 //
@@ -63,7 +71,7 @@ func BenchmarkSeedMerge(b *testing.B) {
 	cp(b, live1, live10)
 	for i := range 9 {
 		extra := filepath.Join(live10, fmt.Sprintf("extra%d", i))
-		if _, err := synth.Build(extra, benchRelease(fmt.Sprintf("extra%d", i), fmt.Sprintf("extra%d", i), 0)); err != nil {
+		if _, err := synth.Build(extra, extraPaths(i)); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := store.Merge(ctx, live10, extra, store.MergeOptions{}); err != nil {
