@@ -1,0 +1,188 @@
+package image
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// kind is what the extractor has put at a name inside a store path.
+type kind int
+
+const (
+	dirKind kind = iota + 1
+	fileKind
+	symlinkKind
+	pendingLink // a hardlink made when the layer ends
+)
+
+func (k kind) String() string {
+	switch k {
+	case dirKind:
+		return "directory"
+	case fileKind:
+		return "file"
+	case symlinkKind:
+		return "symlink"
+	case pendingLink:
+		return "hardlink"
+	}
+	return "nothing"
+}
+
+// storePath tracks one store path while its layer is extracted: what each
+// name holds (so nothing is ever written through a symlink or a file), the
+// hardlinks still to make and open handles of its directories.
+type storePath struct {
+	name  string
+	kinds map[string]kind // "" is the store path itself
+	dirs  []string
+	links []hardlink
+	fds   map[string]int // directory handles by name, at most maxDirFds
+}
+
+type hardlink struct{ name, target string }
+
+// full returns the name of rel relative to the nix/store root.
+func (p *storePath) full(rel string) string {
+	if rel == "" {
+		return p.name
+	}
+	return p.name + "/" + rel
+}
+
+// layerExtract is the extraction of one layer.
+type layerExtract struct {
+	s     *stager
+	index int
+	paths map[string]*storePath
+	order []string
+	db    dbLayer
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// extract reads the tar stream r of layer index into the staging dir and
+// returns the names of the store paths it holds, complete and canonical.
+func (s *stager) extract(ctx context.Context, index int, r io.Reader) ([]string, error) {
+	lx := &layerExtract{s: s, index: index, paths: map[string]*storePath{}}
+	defer func() {
+		for _, p := range lx.paths {
+			p.closeFds()
+		}
+	}()
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading layer: %w", err)
+		}
+		if err := lx.entry(hdr, tr); err != nil {
+			return nil, err
+		}
+	}
+	s.setDB(index, lx.db)
+	for _, name := range lx.order {
+		if err := lx.finish(lx.paths[name]); err != nil {
+			return nil, err
+		}
+	}
+	return lx.order, nil
+}
+
+func (lx *layerExtract) entry(hdr *tar.Header, r io.Reader) error {
+	comps, err := splitName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if len(comps) == 0 || comps[0] != "nix" {
+		return nil // etc/, root/, …: not part of the store
+	}
+	if t := whiteoutTarget(comps); t != nil {
+		return lx.whiteout(hdr.Name, t)
+	}
+	switch classify(comps) {
+	case skeletonDir:
+		if hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("entry %q: %s must be a directory, the image has a %s", hdr.Name, strings.Join(comps, "/"), typeName(hdr.Typeflag))
+		}
+		return nil
+	case storeEntry:
+		if err := checkHeader(hdr); err != nil {
+			return err
+		}
+		return lx.store(hdr, comps[2], comps[3:], r)
+	case dbEntry:
+		if err := checkHeader(hdr); err != nil {
+			return err
+		}
+		return lx.dbFile(hdr, comps[4:], r)
+	}
+	return nil
+}
+
+// checkHeader refuses entry types and mode bits that a Nix store never has.
+func checkHeader(hdr *tar.Header) error {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
+	default:
+		return fmt.Errorf("entry %q is a %s: not allowed in a Nix store", hdr.Name, typeName(hdr.Typeflag))
+	}
+	if hdr.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
+		return fmt.Errorf("entry %q has the setuid or setgid bit: not allowed in a Nix store", hdr.Name)
+	}
+	return nil
+}
+
+func typeName(t byte) string {
+	switch t {
+	case tar.TypeReg:
+		return "regular file"
+	case tar.TypeDir:
+		return "directory"
+	case tar.TypeSymlink:
+		return "symlink"
+	case tar.TypeLink:
+		return "hardlink"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return "entry of type " + strconv.Quote(string(t))
+}
+
+var (
+	storeDir = []string{"nix", "store"}
+	dbDir    = []string{"nix", "var", "nix", "db"}
+)
+
+// whiteout handles an overlay whiteout: hiding the db (or one db file) of
+// lower layers is honoured, hiding store contents is refused, and anything
+// else is outside the store and dropped.
+func (lx *layerExtract) whiteout(name string, target []string) error {
+	switch {
+	case within(storeDir, target) || within(target, storeDir):
+		return fmt.Errorf("whiteout %q removes store contents of lower layers: not supported", name)
+	case len(target) == len(dbDir)+1 && within(target, dbDir):
+		lx.db.whiteouts = append(lx.db.whiteouts, target[len(dbDir)])
+	case within(dbDir, target) || within(target, dbDir):
+		lx.db.opaque = true
+	}
+	return nil
+}
