@@ -66,6 +66,8 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		if !p.restore(ctx) {
 			return
 		}
+		// The runner is back: the rest of the pass tracks its own steps.
+		p.paused, p.unpaused, p.stopped, p.started, p.stoppedAt = false, false, false, false, time.Time{}
 	}
 
 	obs := p.observe(ctx)
@@ -324,14 +326,7 @@ func (p *passRun) unpause(ctx context.Context) bool {
 		return false
 	}
 	p.unpaused = true
-	r.mu.Lock()
-	r.state.InFlight = nil
-	err := saveState(r.opts.StateDir, &r.state)
-	r.mu.Unlock()
-	if err != nil {
-		p.fail(err)
-	}
-	return true
+	return p.inflight(func(in *InFlight) { in.Paused = false }) == nil
 }
 
 // restore starts and unpauses the runner if this pass (or a pass cut short
@@ -401,7 +396,8 @@ func (p *passRun) set(f func(*Report)) {
 }
 
 // inflight updates and persists the in-flight record before the runner is
-// touched, so that a killed process knows what to undo.
+// touched, so that a killed process knows what to undo. A record with
+// nothing left to undo is dropped.
 func (p *passRun) inflight(f func(*InFlight)) error {
 	r := p.r
 	r.mu.Lock()
@@ -410,6 +406,9 @@ func (p *passRun) inflight(f func(*InFlight)) error {
 	}
 	r.state.InFlight.Run = p.rep.ID
 	f(r.state.InFlight)
+	if !needsRecovery(r.state.InFlight) {
+		r.state.InFlight = nil
+	}
 	err := saveState(r.opts.StateDir, &r.state)
 	r.mu.Unlock()
 	if err != nil {

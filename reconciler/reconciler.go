@@ -181,6 +181,10 @@ func (r *Reconciler) Trigger(reason Reason) *Ticket {
 // reported as canceled.
 func (r *Reconciler) Run(ctx context.Context) error {
 	for {
+		if ctx.Err() != nil {
+			r.cancelQueued()
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			r.cancelQueued()
