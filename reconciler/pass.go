@@ -42,10 +42,9 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 	}
 	r.state.addRun(*rep)
 	r.current = nil
-	err := saveState(r.opts.StateDir, &r.state)
 	out := cloneReport(*rep)
 	r.mu.Unlock()
-	if err != nil {
+	if err := r.persist(); err != nil {
 		log.Error("saving state", "err", err)
 	}
 	log.Info("reconcile finished", "result", out.Result, "seconds", out.Seconds,
@@ -78,8 +77,8 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	seeded := r.state.seededSet()
 	missing, skipped := plan(desired, seeded, r.state.Stalled, explicitRun)
 	p.rep.Desired, p.rep.Missing, p.rep.Skipped = desired, missing, skipped
-	err := saveState(r.opts.StateDir, &r.state)
 	r.mu.Unlock()
+	err := r.persist()
 	if err != nil {
 		p.fail(err)
 		return
@@ -264,9 +263,8 @@ func (p *passRun) commit(ctx context.Context, s Staged) {
 	delete(r.state.Stalled, d)
 	p.rep.Seeded = append(p.rep.Seeded, d)
 	p.rep.Commits = append(p.rep.Commits, cr)
-	err = saveState(r.opts.StateDir, &r.state)
 	r.mu.Unlock()
-	if err != nil {
+	if err := r.persist(); err != nil {
 		p.fail(err)
 	}
 }
@@ -409,8 +407,8 @@ func (p *passRun) inflight(f func(*InFlight)) error {
 	if !needsRecovery(r.state.InFlight) {
 		r.state.InFlight = nil
 	}
-	err := saveState(r.opts.StateDir, &r.state)
 	r.mu.Unlock()
+	err := r.persist()
 	if err != nil {
 		p.fail(err)
 	}

@@ -113,6 +113,7 @@ type Reconciler struct {
 	log  *slog.Logger
 
 	passMu sync.Mutex // one pass at a time, also across Once and Run
+	saveMu sync.Mutex // one state write at a time
 
 	mu      sync.Mutex // guards the fields below
 	state   State

@@ -119,13 +119,24 @@ func loadState(dir string) (State, error) {
 	return s, nil
 }
 
-// saveState writes the state atomically: a temp file in the same dir,
-// fsync, rename over the old file, fsync of the dir.
-func saveState(dir string, s *State) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+// persist writes the state to disk. The state is encoded under the lock
+// and written outside it, so that triggers and status readers never wait
+// for the disk.
+func (r *Reconciler) persist() error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	r.mu.Lock()
+	b, err := json.MarshalIndent(&r.state, "", "  ")
+	r.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("encoding state: %w", err)
 	}
+	return writeState(r.opts.StateDir, b)
+}
+
+// writeState writes the encoded state atomically: a temp file in the same
+// dir, fsync, rename over the old file, fsync of the dir.
+func writeState(dir string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
@@ -149,3 +150,5 @@ func (r *rig) server(t testing.TB) *Server {
 	}
 	return s
 }
+
+func configSecret(s string) config.Secret { return config.Secret(s) }
