@@ -2,10 +2,121 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gitlab.com/hydrafy/hydrafy/bot/watch"
+	"gitlab.com/hydrafy/hydrafy/config"
 )
 
+// checkTimeout bounds one whole check, retries included.
+const checkTimeout = 10 * time.Minute
+
+// runCheck is `hydrafy check --config FILE [--dry-run] [--state FILE]`: one
+// watch pass now. It prints what the tracked tag resolves to and whether
+// its digest is ready to propose; without --dry-run it records the
+// observation in the state file.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := newFlags("check", stderr)
+	cfgPath := fs.String("config", "", "config `FILE` (required)")
+	dryRun := fs.Bool("dry-run", false, "report only: write no state")
+	statePath := fs.String("state", "", "watch state `FILE` (default <server.state_dir>/watch.json)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hydrafy check: unexpected argument %q\n", pos[0])
+		return errUsage
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "hydrafy check: --config FILE is required")
+		return errUsage
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if *statePath == "" {
+		*statePath = filepath.Join(cfg.Server.StateDir, "watch.json")
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	now := time.Now()
+	res, err := watchPass(ctx, log, cfg.Watch, *statePath, !*dryRun, now)
+	if err != nil {
+		return err
+	}
+	printWatch(stdout, res, now)
+	if *dryRun {
+		fmt.Fprintln(stdout, "state:      not written (--dry-run)")
+	} else {
+		fmt.Fprintf(stdout, "state:      %s\n", *statePath)
+	}
+	return nil
+}
+
+// watchPass resolves the tracked tag once, deciding from the observations
+// in the state file, and records the new observation when record is set.
+// Its Result is what a propose pass acts on.
+func watchPass(ctx context.Context, log *slog.Logger, c config.Watch, statePath string, record bool, now time.Time) (watch.Result, error) {
+	opts := watch.FromConfig(c)
+	opts.Logger = log
+	w, err := watch.New(opts)
+	if err != nil {
+		return watch.Result{}, err
+	}
+	prev, err := readWatchState(statePath)
+	if err != nil {
+		return watch.Result{}, err
+	}
+	res, next, err := w.Check(ctx, prev, now)
+	if err != nil {
+		return watch.Result{}, err
+	}
+	if record {
+		if err := writeWatchState(statePath, next); err != nil {
+			return watch.Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// printWatch writes the result as aligned "name: value" lines.
+func printWatch(w io.Writer, r watch.Result, now time.Time) {
+	fmt.Fprintf(w, "image:      %s\n", r.Image)
+	fmt.Fprintf(w, "tag:        %s\n", r.Tag)
+	fmt.Fprintf(w, "digest:     %s\n", r.Digest)
+	fmt.Fprintf(w, "platforms:  %s\n", strings.Join(r.Platforms, ", "))
+	if len(r.MissingPlatforms) > 0 {
+		fmt.Fprintf(w, "missing:    %s\n", strings.Join(r.MissingPlatforms, ", "))
+	}
+	seen := "unchanged since the last check"
+	if r.Changed {
+		seen = "new since the last check"
+	}
+	fmt.Fprintf(w, "first seen: %s (%s)\n", r.FirstSeen.UTC().Format(time.RFC3339), seen)
+	fmt.Fprintf(w, "stable for: %s\n", r.StableFor.Round(time.Second))
+	if !r.Created.IsZero() {
+		fmt.Fprintf(w, "created:    %s\n", r.Created.UTC().Format(time.RFC3339))
+	}
+	if r.NixVersion != "" {
+		fmt.Fprintf(w, "nix:        %s\n", r.NixVersion)
+	}
+	if r.Ready {
+		fmt.Fprintf(w, "propose:    yes, %s\n", r.Reason)
+		return
+	}
+	line := "propose:    no, " + r.Reason
+	if r.Wait > 0 {
+		line += fmt.Sprintf(" (ready at %s)", now.Add(r.Wait).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w, line)
 }

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"gitlab.com/hydrafy/hydrafy/bot/watch"
+)
+
+// checkRegistry serves an in-process registry holding nixos/nix:latest as
+// an index of amd64 and arm64 images, and returns its host and the digest.
+// Once the image is pushed, manifest HEAD requests are answered by fail
+// instead when it returns true.
+func checkRegistry(t *testing.T, fail func(http.ResponseWriter, *http.Request) bool) (string, string) {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var pushed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail != nil && pushed.Load() && strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodHead && fail(w, r) {
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(128, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: arch, Created: v1.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	idx := mutate.AppendManifests(empty.Index, adds...)
+	ref, err := name.NewTag(host+"/nixos/nix:latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed.Store(true)
+	return host, d.String()
+}
+
+// writeConfig writes a config whose [watch] section is watchTOML and whose
+// state_dir is dir.
+func writeConfig(t *testing.T, dir, watchTOML string) string {
+	t.Helper()
+	path := filepath.Join(dir, "hydrafy.toml")
+	text := fmt.Sprintf("[server]\nstate_dir = %q\n\n[gitlab]\nurl = \"https://gitlab.example\"\n\n[watch]\n%s\n", filepath.Join(dir, "state"), watchTOML)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckDryRun(t *testing.T) {
+	host, digest := checkRegistry(t, nil)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf("image = %q\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nsettle = \"1h\"", host+"/nixos/nix"))
+
+	code, out, errs := runCmd("check", "--config", cfg, "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	for _, want := range []string{
+		"image:      " + host + "/nixos/nix\n",
+		"tag:        latest\n",
+		"digest:     " + digest + "\n",
+		"platforms:  linux/amd64, linux/arm64\n",
+		"stable for: 0s\n",
+		"created:    2026-11-01T00:00:00Z\n",
+		"propose:    no, settling: unchanged for 0s of 1h0m0s (ready at ",
+		"state:      not written (--dry-run)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("--dry-run touched the state dir: %v", err)
+	}
+}
+
+// TestCheckRecordsState: without --dry-run the observation is stored, and a
+// later check decides from it.
+func TestCheckRecordsState(t *testing.T) {
+	host, digest := checkRegistry(t, nil)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf("image = %q\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nsettle = \"1h\"", host+"/nixos/nix"))
+	statePath := filepath.Join(dir, "state", "watch.json")
+
+	if code, out, errs := runCmd("check", "--config", cfg); code != 0 || !strings.Contains(out, "state:      "+statePath+"\n") {
+		t.Fatalf("exit %d, stdout %s, stderr %s", code, out, errs)
+	}
+	var st watch.State
+	data, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	key := host + "/nixos/nix:latest"
+	obs, ok := st.Tags[key]
+	if st.Version != watch.StateVersion || !ok || obs.Digest != digest || len(obs.Platforms) != 2 {
+		t.Fatalf("state %s", data)
+	}
+
+	// Pretend the digest was first seen two hours ago: now it is ready.
+	obs.FirstSeen = obs.FirstSeen.Add(-2 * time.Hour)
+	st.Tags[key] = obs
+	data, err = json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statePath, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd("check", "--config", cfg, "--dry-run")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errs)
+	}
+	for _, want := range []string{"(unchanged since the last check)\n", "stable for: 2h0m", "propose:    yes, unchanged for 2h0m"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	after, err := os.ReadFile(statePath)
+	if err != nil || !bytes.Equal(after, data) {
+		t.Errorf("--dry-run rewrote the state file (err %v)", err)
+	}
+}
+
+func TestCheckFails(t *testing.T) {
+	host, _ := checkRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return true
+	})
+	dir := t.TempDir()
+	image := fmt.Sprintf("image = %q", host+"/nixos/nix")
+	badState := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(badState, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"unknown watch key", []string{"--config", writeConfig(t, t.TempDir(), image+"\nsettel = \"1h\"")}, 1,
+			"hydrafy check: unknown config key watch.settel\n"},
+		{"registry keeps refusing", []string{"--config", writeConfig(t, dir, image), "--dry-run"}, 1,
+			"hydrafy check: resolving " + host + "/nixos/nix:latest: registry answered 429 Too Many Requests after 4 attempts\n"},
+		{"corrupt state", []string{"--config", writeConfig(t, t.TempDir(), image), "--state", badState}, 1,
+			"hydrafy check: reading watch state " + badState + ": invalid character 'n' looking for beginning of object key string\n"},
+		{"bad platform", []string{"--config", writeConfig(t, t.TempDir(), image+"\nplatforms = [\"amd64\"]")}, 1,
+			"hydrafy check: watch: platform \"amd64\" is not os/arch[/variant]\n"},
+		{"no config", []string{"--dry-run"}, 2, "hydrafy check: --config FILE is required\n"},
+		{"stray argument", []string{"--config", "x.toml", "extra"}, 2, "hydrafy check: unexpected argument \"extra\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runCmd(append([]string{"check"}, tc.args...)...)
+			if code != tc.code || errs != tc.stderr || out != "" {
+				t.Errorf("exit %d, stderr %q, stdout %q; want exit %d, stderr %q", code, errs, out, tc.code, tc.stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("a failed check wrote state: %v", err)
+	}
+}
