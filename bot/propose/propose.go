@@ -1,0 +1,108 @@
+// Package propose keeps one merge request per watched GitLab project that
+// pins every reference of the tracked image to the newest digest. A pass
+// reads each project's CI files on its default branch, rewrites them with
+// package pin, and creates or refreshes the branch and merge request only
+// when something differs: a pass with nothing new makes no write calls.
+package propose
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+)
+
+// Target is the image version to propose, as the watcher resolved it.
+type Target struct {
+	// Image is the repository, such as "nixos/nix".
+	Image string
+	// Tag is the tracked tag the digest was resolved from ("latest").
+	Tag string
+	// Digest is the multi-arch index digest to pin.
+	Digest string
+	// Platforms lists the index's platforms ("linux/amd64").
+	Platforms []string
+	// Created is the image's creation time; zero when unknown.
+	Created time.Time
+	// NixVersion is the Nix version from the image labels; "" when unknown.
+	NixVersion string
+}
+
+// Author is the identity of the commits the proposer makes. Commits on a
+// proposal branch by anyone else mean a human pushed there.
+type Author struct {
+	Name, Email string
+}
+
+// Options configures a Proposer.
+type Options struct {
+	// Projects are the watched projects.
+	Projects []config.Project
+	// Propose holds the branch prefix, max_open, labels and automerge.
+	Propose config.Propose
+	// Author signs the proposer's commits; zero means DefaultAuthor.
+	Author Author
+}
+
+// DefaultAuthor is the commit identity used when Options.Author is zero.
+var DefaultAuthor = Author{Name: "hydrafy", Email: "hydrafy@noreply.invalid"}
+
+// OptionsFrom takes the proposer's options from a loaded configuration.
+func OptionsFrom(c config.Config) Options {
+	return Options{Projects: c.Projects, Propose: c.Propose}
+}
+
+// Proposer opens and maintains the merge requests. It is stateless between
+// passes apart from the State value its caller keeps.
+type Proposer struct {
+	gl   *gitlab.Client
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Proposer that talks to GitLab through gl.
+func New(gl *gitlab.Client, opts Options, log *slog.Logger) *Proposer {
+	if opts.Author == (Author{}) {
+		opts.Author = DefaultAuthor
+	}
+	if opts.Propose.BranchPrefix == "" {
+		opts.Propose.BranchPrefix = config.Default().Propose.BranchPrefix
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Proposer{gl: gl, opts: opts, log: log}
+}
+
+// Pass runs one proposal pass for target over every watched project and
+// returns a report per project and the state to keep for the next pass.
+// Errors of one project are reported in its entry and do not stop the
+// others.
+func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report, State) {
+	next := prev.clone()
+	plans := make([]*plan, 0, len(p.opts.Projects))
+	open := 0
+	for _, proj := range p.opts.Projects {
+		log := p.log.With("project", proj.Path)
+		pl := p.survey(ctx, proj, target, log)
+		for _, d := range pl.closedDigests {
+			next.decline(proj.Path, d)
+		}
+		pl.declined = next.declined(proj.Path)
+		if pl.openMR != nil {
+			open++
+		}
+		plans = append(plans, pl)
+	}
+	rep := Report{Image: target.Image, Digest: target.Digest}
+	for _, pl := range plans {
+		if pl.err == nil {
+			p.act(ctx, pl, target, &open)
+		}
+		rep.Projects = append(rep.Projects, pl.report())
+	}
+	return rep, next
+}

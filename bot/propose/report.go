@@ -1,0 +1,81 @@
+package propose
+
+import "fmt"
+
+// Action says what a pass did for one project.
+type Action string
+
+// The actions a pass reports.
+const (
+	// UpToDate: the default branch already pins the digest everywhere.
+	UpToDate Action = "up-to-date"
+	// Unchanged: the open merge request already proposes the digest.
+	Unchanged Action = "unchanged"
+	// Opened: a new merge request was opened.
+	Opened Action = "opened"
+	// Updated: the branch and merge request were refreshed.
+	Updated Action = "updated"
+	// Commented: a human pushed to the branch, so the merge request got a
+	// comment instead of a force-push.
+	Commented Action = "commented"
+	// HumanPushed: a human pushed to the branch and was already told.
+	HumanPushed Action = "human-pushed"
+	// Declined: the project closed a proposal of this digest unmerged.
+	Declined Action = "declined"
+	// Capped: max_open merge requests are open already.
+	Capped Action = "capped"
+	// NoReferences: the files hold no reference of the image.
+	NoReferences Action = "no-references"
+	// Failed: see the report's Err.
+	Failed Action = "failed"
+)
+
+// Report is the outcome of one pass.
+type Report struct {
+	Image, Digest string
+	Projects      []ProjectReport
+}
+
+// ProjectReport is the outcome of a pass for one project.
+type ProjectReport struct {
+	Path   string
+	Action Action
+	// MR is the merge request's iid and URL, when there is one.
+	MR    int64
+	MRURL string
+	// AutoMerge is "set", "waiting for a pipeline" or "".
+	AutoMerge string
+	// Missing lists configured files that the default branch lacks.
+	Missing []string
+	// Warnings are problems that did not stop the project (an unknown
+	// assignee, say).
+	Warnings []string
+	// Err is why the project failed; nil unless Action is Failed.
+	Err error
+}
+
+// Failed returns the reports of projects that failed.
+func (r Report) Failed() []ProjectReport {
+	var out []ProjectReport
+	for _, p := range r.Projects {
+		if p.Err != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// String renders the report as one line per project.
+func (p ProjectReport) String() string {
+	s := fmt.Sprintf("%s: %s", p.Path, p.Action)
+	if p.MR != 0 {
+		s += fmt.Sprintf(" !%d %s", p.MR, p.MRURL)
+	}
+	if p.AutoMerge != "" {
+		s += " (auto-merge " + p.AutoMerge + ")"
+	}
+	if p.Err != nil {
+		s += ": " + p.Err.Error()
+	}
+	return s
+}

@@ -1,0 +1,162 @@
+package propose
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"gitlab.com/hydrafy/hydrafy/bot/pin"
+	"gitlab.com/hydrafy/hydrafy/config"
+)
+
+// plan is what a pass found for one project (read-only calls) and then did.
+type plan struct {
+	proj          config.Project
+	log           *slog.Logger
+	branch        string
+	defaultBranch string
+	defaultHead   string
+	files         []fileChange // files whose references need the digest
+	missing       []string
+	refs          int
+	openMR        *gitlab.BasicMergeRequest
+	pastMRs       int // merged or closed merge requests of the branch
+	closedDigests []string
+	declined      []string
+
+	action    Action
+	mr        *gitlab.BasicMergeRequest
+	autoMerge string
+	warnings  []string
+	err       error
+}
+
+func (pl *plan) report() ProjectReport {
+	r := ProjectReport{Path: pl.proj.Path, Action: pl.action, AutoMerge: pl.autoMerge,
+		Missing: pl.missing, Warnings: pl.warnings, Err: pl.err}
+	if pl.err != nil {
+		r.Action = Failed
+	}
+	if pl.mr != nil {
+		r.MR, r.MRURL = pl.mr.IID, pl.mr.WebURL
+	}
+	return r
+}
+
+func (pl *plan) fail(action string, err error) {
+	pl.err = explain(action, err)
+	pl.log.Warn("proposal failed", "err", pl.err)
+}
+
+// survey reads the project, its files on the default branch and the
+// merge requests of its proposal branch.
+func (p *Proposer) survey(ctx context.Context, proj config.Project, t Target, log *slog.Logger) *plan {
+	pl := &plan{proj: proj, log: log, branch: BranchName(p.opts.Propose.BranchPrefix, t.Image)}
+	project, _, err := p.gl.Projects.GetProject(proj.Path, nil, gitlab.WithContext(ctx))
+	if err != nil {
+		pl.fail("reading project "+proj.Path, err)
+		return pl
+	}
+	pl.defaultBranch = project.DefaultBranch
+	files := proj.Files
+	if len(files) == 0 {
+		files = config.DefaultFiles
+	}
+	for _, name := range files {
+		f, _, err := p.gl.RepositoryFiles.GetFile(proj.Path, name, &gitlab.GetFileOptions{Ref: &pl.defaultBranch}, gitlab.WithContext(ctx))
+		if errors.Is(err, gitlab.ErrNotFound) {
+			pl.missing = append(pl.missing, name)
+			continue
+		}
+		if err != nil {
+			pl.fail("reading "+name, err)
+			return pl
+		}
+		src, err := base64.StdEncoding.DecodeString(f.Content)
+		if err != nil {
+			pl.fail("decoding "+name, err)
+			return pl
+		}
+		pl.defaultHead = f.CommitID
+		fc, n, err := rewrite(name, src, t)
+		if err != nil {
+			pl.fail("pinning "+name, err)
+			return pl
+		}
+		pl.refs += n
+		if fc != nil {
+			pl.files = append(pl.files, *fc)
+		}
+	}
+	mrs, _, err := p.gl.MergeRequests.ListProjectMergeRequests(proj.Path, &gitlab.ListProjectMergeRequestsOptions{
+		SourceBranch: &pl.branch, State: gitlab.Ptr("all")}, gitlab.WithContext(ctx))
+	if err != nil {
+		pl.fail("listing merge requests", err)
+		return pl
+	}
+	for _, mr := range mrs {
+		switch mr.State {
+		case "opened":
+			pl.openMR = mr
+		case "merged":
+			pl.pastMRs++
+		case "closed":
+			pl.pastMRs++
+			if d := proposedDigest(mr.Description); d != "" {
+				pl.closedDigests = append(pl.closedDigests, d)
+			}
+		}
+	}
+	return pl
+}
+
+// rewrite pins the references of t.Image in src and returns the change
+// (nil when the file already pins t.Digest) and the number of references.
+func rewrite(name string, src []byte, t Target) (*fileChange, int, error) {
+	refs, err := pin.References(src, t.Image)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, changes, err := pin.Rewrite(src, pin.Options{Image: t.Image, Digest: t.Digest, Tag: t.Tag})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(changes) == 0 {
+		return nil, len(refs), nil
+	}
+	fc := &fileChange{Path: name, Content: string(out), Refs: len(refs), Changed: len(changes)}
+	for _, r := range refs {
+		if r.Digest != t.Digest && !slices.Contains(fc.Old, r.Digest) {
+			fc.Old = append(fc.Old, r.Digest)
+		}
+	}
+	return fc, len(refs), nil
+}
+
+// explain wraps err from GitLab with what was being done and, for the
+// answers a user can fix, what to fix.
+func explain(action string, err error) error {
+	var er *gitlab.ErrorResponse
+	switch {
+	case errors.Is(err, gitlab.ErrNotFound):
+		return fmt.Errorf("%s: not found (404): check the path, and that the token's user is a member of the project", action)
+	case errors.As(err, &er) && er.Response != nil:
+		switch code := er.Response.StatusCode; {
+		case code == 401:
+			return fmt.Errorf("%s: the GitLab token was rejected (401): %w", action, err)
+		case code == 403 && bytes.Contains(er.Body, []byte("insufficient_scope")):
+			return fmt.Errorf("%s: the GitLab token lacks the api scope (403 insufficient_scope): give it the api scope", action)
+		case code == 403:
+			return fmt.Errorf("%s: forbidden (403): the token's user needs at least the Developer role: %w", action, err)
+		case code == 429 || code >= 500:
+			return fmt.Errorf("%s: GitLab answered %d after retries: %w", action, code, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
