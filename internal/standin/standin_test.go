@@ -1,0 +1,266 @@
+package standin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary be the stand-in process: started with
+// "-standin" as its first argument it runs Main instead of the tests.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "-standin" {
+		os.Exit(Main(os.Args[2:], os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+type standin struct {
+	cmd    *exec.Cmd
+	status string
+	store  string
+	config string
+	stderr *strings.Builder
+}
+
+func startStandin(t *testing.T, config string, flags ...string) *standin {
+	t.Helper()
+	dir := t.TempDir()
+	s := &standin{status: filepath.Join(dir, "status.json"), store: filepath.Join(dir, "store"), stderr: &strings.Builder{}}
+	args := []string{"-standin", "run", "-status", s.status, "-store", s.store}
+	if config != "" {
+		s.config = filepath.Join(dir, "config.toml")
+		writeFile(t, s.config, config)
+		args = append(args, "-config", s.config)
+	}
+	s.cmd = exec.Command(os.Args[0], append(args, flags...)...)
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	})
+	return s
+}
+
+func (s *standin) wait(t *testing.T, what string, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := ReadStatus(s.status)
+		if err == nil && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stand-in never reached %s: last status %+v (%v); log:\n%s", what, st, err, s.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *standin) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *standin) exitCode(t *testing.T) int {
+	t.Helper()
+	err := s.cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	t.Fatal(err)
+	return -1
+}
+
+// bigLockFree reports whether an exclusive flock on the big-lock can be taken
+// now: the proof that no job holds it.
+func bigLockFree(t *testing.T, store string) bool {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(store, BigLock), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatal(err)
+	}
+	return false
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runningJob(s Status) bool { return s.JobsRunning == 1 }
+
+func TestSIGQUITFinishesTheRunningJobAndExits0(t *testing.T) {
+	s := startStandin(t, "", "-jobs=-1", "-job-duration=400ms")
+	before := s.wait(t, "a running job", runningJob)
+	if bigLockFree(t, s.store) {
+		t.Fatal("big-lock is free while a job runs")
+	}
+	s.signal(t, syscall.SIGQUIT)
+	s.wait(t, "draining", func(s Status) bool { return s.State == StateDraining })
+	if bigLockFree(t, s.store) {
+		t.Fatal("big-lock was released before the running job finished")
+	}
+	if code := s.exitCode(t); code != 0 {
+		t.Fatalf("exit status %d after SIGQUIT, want 0; log:\n%s", code, s.stderr)
+	}
+	after, err := ReadStatus(s.status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State != StateExited || after.JobsDone != before.JobsDone+1 || after.JobsAborted != 0 || after.JobsRunning != 0 {
+		t.Errorf("after drain: %+v, want exited with job %d done and none aborted", after, before.JobsDone+1)
+	}
+	if !bigLockFree(t, s.store) {
+		t.Error("big-lock still held after exit")
+	}
+}
+
+func TestSIGQUITWhenIdleExitsAtOnce(t *testing.T) {
+	s := startStandin(t, "", "-jobs=0")
+	s.wait(t, "running", func(s Status) bool { return s.State == StateRunning })
+	s.signal(t, syscall.SIGQUIT)
+	if code := s.exitCode(t); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+}
+
+func TestAbortSignalsAbortJobsAndExit1(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			s := startStandin(t, "", "-jobs=-1", "-job-duration=1h", "-concurrent=2")
+			s.wait(t, "two running jobs", func(s Status) bool { return s.JobsRunning == 2 })
+			s.signal(t, sig)
+			if code := s.exitCode(t); code != 1 {
+				t.Fatalf("exit status %d, want 1", code)
+			}
+			st, err := ReadStatus(s.status)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != StateAborted || st.JobsAborted != 2 || st.JobsDone != 0 {
+				t.Errorf("status %+v, want aborted with 2 jobs aborted", st)
+			}
+			if !bigLockFree(t, s.store) {
+				t.Error("big-lock still held after exit")
+			}
+		})
+	}
+}
+
+func configWithImage(image string) string {
+	return fmt.Sprintf(`concurrent = 1
+[[runners]]
+  name = "nix"
+  executor = "docker"
+  [runners.docker]
+    image = %q
+    volumes = ["/srv/nix/store:/nix/store:rw"]
+`, image)
+}
+
+func TestSIGHUPReloadsConfig(t *testing.T) {
+	s := startStandin(t, configWithImage("nixos/nix@sha256:aaa"), "-jobs=0", "-reload-interval=1h")
+	s.wait(t, "first config", func(s Status) bool { return s.Image == "nixos/nix@sha256:aaa" })
+	writeFile(t, s.config, configWithImage("nixos/nix@sha256:bbb"))
+	s.signal(t, syscall.SIGHUP)
+	st := s.wait(t, "reloaded config", func(s Status) bool { return s.Reloads == 1 })
+	if st.Image != "nixos/nix@sha256:bbb" || st.State != StateRunning {
+		t.Errorf("after SIGHUP: %+v, want image bbb and still running", st)
+	}
+	if len(st.Volumes) != 1 || st.Volumes[0] != "/srv/nix/store:/nix/store:rw" {
+		t.Errorf("volumes %q", st.Volumes)
+	}
+}
+
+func TestConfigChangeIsPickedUpWithoutSignal(t *testing.T) {
+	s := startStandin(t, configWithImage("a"), "-jobs=0", "-reload-interval=20ms")
+	s.wait(t, "first config", func(s Status) bool { return s.Image == "a" })
+	// A different size and a later mtime, whatever the clock's granularity.
+	writeFile(t, s.config, configWithImage("bb"))
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(s.config, later, later); err != nil {
+		t.Fatal(err)
+	}
+	st := s.wait(t, "changed config", func(s Status) bool { return s.Image == "bb" })
+	if st.Reloads != 0 || st.ConfigLoads < 2 {
+		t.Errorf("status %+v: want a load without a SIGHUP reload", st)
+	}
+}
+
+func TestMetricsReportRunningJobs(t *testing.T) {
+	s := startStandin(t, "listen_address = \"127.0.0.1:0\"\n"+configWithImage("a"), "-jobs=-1", "-job-duration=1h")
+	st := s.wait(t, "a running job", runningJob)
+	resp, err := http.Get("http://" + st.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), `state="running",system_id="s_standin"} 1`) {
+		t.Errorf("metrics do not show one running job:\n%s", b)
+	}
+}
+
+func TestStartAndStopDetached(t *testing.T) {
+	dir := t.TempDir()
+	status := filepath.Join(dir, "status.json")
+	store := filepath.Join(dir, "store")
+	var out strings.Builder
+	// Main's start re-executes os.Args up to the subcommand, so hand it a
+	// command line that routes back to Main.
+	saved := os.Args
+	os.Args = []string{saved[0], "-standin", "start", "-status", status, "-store", store, "-jobs=1", "-job-duration=300ms"}
+	code := Main(os.Args[2:], &out)
+	os.Args = saved
+	if code != 0 {
+		t.Fatalf("start: exit %d: %s", code, out.String())
+	}
+	st, err := ReadStatus(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Alive(st.PID) {
+		t.Fatal("detached stand-in is not running")
+	}
+	if code := Main([]string{"stop", "-status", status}, &out); code != 0 {
+		t.Fatalf("stop: exit %d: %s", code, out.String())
+	}
+	if Alive(st.PID) {
+		t.Error("stand-in still alive after stop")
+	}
+	st, err = ReadStatus(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != StateExited || st.JobsDone != 1 {
+		t.Errorf("after stop: %+v, want exited with its job done", st)
+	}
+}

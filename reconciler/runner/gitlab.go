@@ -1,0 +1,69 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+)
+
+// Pause stops GitLab from assigning new jobs to the runner.
+func (r *Runner) Pause(ctx context.Context) error {
+	return r.setPaused(ctx, true)
+}
+
+// Unpause lets GitLab assign jobs to the runner again.
+func (r *Runner) Unpause(ctx context.Context) error {
+	return r.setPaused(ctx, false)
+}
+
+func (r *Runner) setPaused(ctx context.Context, paused bool) error {
+	action := map[bool]string{true: "pausing", false: "unpausing"}[paused]
+	id, err := r.runnerID(ctx)
+	if err != nil {
+		return fmt.Errorf("%s runner: %w", action, err)
+	}
+	_, _, err = r.gl.Runners.UpdateRunnerDetails(id, &gitlab.UpdateRunnerDetailsOptions{Paused: gitlab.Ptr(paused)}, gitlab.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("%s runner %d: %w", action, id, err)
+	}
+	r.log.Info("runner "+map[bool]string{true: "paused", false: "unpaused"}[paused], "runner_id", id)
+	return nil
+}
+
+// runnerID returns the configured runner id, or asks GitLab which runner
+// the authentication token belongs to (POST /runners/verify) and keeps the
+// answer.
+func (r *Runner) runnerID(ctx context.Context) (int, error) {
+	if r.gl == nil {
+		return 0, ErrNoGitLab
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.id != 0 {
+		return r.id, nil
+	}
+	if r.opts.Token == "" {
+		return 0, errors.New("runner id unknown: set the runner id or its authentication token")
+	}
+	req, err := r.gl.NewRequest(http.MethodPost, "runners/verify", &gitlab.VerifyRegisteredRunnerOptions{Token: gitlab.Ptr(r.opts.Token)}, []gitlab.RequestOptionFunc{gitlab.WithContext(ctx)})
+	if err != nil {
+		return 0, fmt.Errorf("verifying runner token: %w", err)
+	}
+	var v struct {
+		ID int `json:"id"`
+	}
+	if _, err := r.gl.Do(req, &v); err != nil {
+		// The error carries GitLab's answer, never the token, which travels
+		// in the request body.
+		return 0, fmt.Errorf("verifying runner token: %w", err)
+	}
+	if v.ID == 0 {
+		return 0, errors.New("verifying runner token: GitLab did not return the runner id (GitLab before 15.10?): set the runner id")
+	}
+	r.id = v.ID
+	r.log.Info("runner id resolved from its token", "runner_id", v.ID)
+	return v.ID, nil
+}
