@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -230,4 +231,20 @@ func digests(s []Seeded) []string {
 		out = append(out, x.Digest)
 	}
 	return out
+}
+
+func TestStateDirIsExclusive(t *testing.T) {
+	r := newRig(t)
+	rec := r.reconciler(t)
+	if _, err := New(r.opts, nil); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second reconciler on the same state dir: %v", err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(r.opts, nil)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	again.Close()
 }

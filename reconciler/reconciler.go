@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -120,6 +121,7 @@ type Reconciler struct {
 	next    *Ticket // queued, not started
 	current *Report // the running pass, as far as it got
 	wake    chan struct{}
+	lock    *os.File // flock on the state dir, held while the Reconciler lives
 }
 
 // New loads the state from opts.StateDir and returns a Reconciler.
@@ -147,11 +149,23 @@ func New(opts Options, log *slog.Logger) (*Reconciler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := loadState(opts.StateDir)
+	lock, err := lockStateDir(opts.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{opts: opts, log: log, state: st, wake: make(chan struct{}, 1)}, nil
+	st, err := loadState(opts.StateDir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Reconciler{opts: opts, log: log, state: st, lock: lock, wake: make(chan struct{}, 1)}, nil
+}
+
+// Close releases the state dir. The Reconciler must not be used after.
+func (r *Reconciler) Close() error {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	return r.lock.Close()
 }
 
 // Trigger asks for a pass. If one is queued and not started, the trigger

@@ -49,12 +49,14 @@ func (s *Server) RunWatch(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.watch.At = s.opts.Now()
+	s.watch.Error = ""
+	if res.Digest != "" {
+		s.watch.Result = &res
+	}
 	if err != nil {
 		s.watch.Error = err.Error()
 		s.log.Warn("watch pass failed", "err", err)
 		return
 	}
-	s.watch.Error = ""
-	s.watch.Result = &res
 	s.log.Info("watch pass", "digest", res.Digest, "changed", res.Changed, "merge_requests", len(res.MergeRequests))
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"gitlab.com/hydrafy/hydrafy/bot/propose"
+	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+	"gitlab.com/hydrafy/hydrafy/reconciler/runner"
+	"gitlab.com/hydrafy/hydrafy/server"
+)
+
+// The runner package's Runner is what the reconciler drives.
+var _ reconciler.Runner = (*runner.Runner)(nil)
+
+// errNoStore is returned while this build has no store to stage images with.
+var errNoStore = errors.New("store staging is not available in this build (package reconciler/store is missing); hydrafy cannot seed the live store yet")
+
+// newStager returns the store's stager: it pulls, extracts and verifies an
+// image's store next to cfg.Store.Dir, and commits it into the live store
+// under the big-lock. The store package plugs in here.
+func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
+	return nil, errNoStore
+}
+
+// daemon is what `hydrafy serve` and `hydrafy reconcile` are built from.
+type daemon struct {
+	gl      *gitlab.Client
+	rec     *reconciler.Reconciler
+	metrics *server.Metrics
+	watcher server.Watcher
+	checks  []server.Check
+}
+
+// newDaemon builds the real parts from cfg; stager is the store's.
+func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*daemon, error) {
+	gl, err := gitlab.NewClient(cfg.GitLab.Token.Reveal(), gitlab.WithBaseURL(cfg.GitLab.URL),
+		gitlab.WithCustomRetryMax(3), gitlab.WithCustomRetryWaitMinMax(500*time.Millisecond, 5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("creating GitLab client: %w", err)
+	}
+	run, err := runner.New(runner.Options{
+		Control:      cfg.Runner.Control,
+		Unit:         cfg.Runner.Unit,
+		Container:    cfg.Runner.Container,
+		DockerHost:   cfg.Runner.DockerHost,
+		StopCommand:  cfg.Runner.StopCommand,
+		StartCommand: cfg.Runner.StartCommand,
+		ConfigFile:   cfg.Runner.ConfigFile,
+		Name:         cfg.Runner.Name,
+		ID:           cfg.Runner.ID,
+		Token:        cfg.Runner.Token.Reveal(),
+		DrainTimeout: cfg.Runner.DrainTimeout.D(),
+		PinImage:     cfg.Runner.PinImage,
+		MetricsURL:   cfg.Runner.MetricsURL,
+	}, gl, log)
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	storeDir, err := filepath.Abs(cfg.Store.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store dir: %w", err)
+	}
+	projects := make([]reconciler.Project, 0, len(cfg.Projects))
+	for _, p := range cfg.Projects {
+		projects = append(projects, reconciler.Project{Path: p.Path, Files: p.Files})
+	}
+	metrics := server.NewMetrics()
+	rec, err := reconciler.New(reconciler.Options{
+		Image:        cfg.Watch.Image,
+		Projects:     projects,
+		StoreDir:     storeDir,
+		PinImage:     cfg.Runner.PinImage,
+		StateDir:     cfg.Server.StateDir,
+		DrainTimeout: cfg.Runner.DrainTimeout.D(),
+		Repo:         reconciler.GitLabRepo{Client: gl},
+		Find:         reconciler.PinFind,
+		Stager:       stager,
+		Runner:       run,
+		OnReport:     metrics.ObserveReport,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	return &daemon{
+		gl:      gl,
+		rec:     rec,
+		metrics: metrics,
+		watcher: &watchProposer{
+			cfg:      cfg,
+			log:      log,
+			proposer: propose.New(gl, propose.OptionsFrom(cfg), log),
+		},
+		checks: []server.Check{
+			{Name: "gitlab", Check: func(ctx context.Context) error {
+				_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
+				return err
+			}},
+			server.DirCheck(storeDir),
+		},
+	}, nil
+}
+
+// writeFileAtomic replaces path with data: a temp file in the same dir,
+// fsync, rename.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
