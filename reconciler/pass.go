@@ -17,6 +17,10 @@ type passRun struct {
 	paused, unpaused bool
 	stopped, started bool
 	stoppedAt        time.Time
+	// recovering: restoring after a killed process. Its Running answer
+	// cannot be trusted then (a command control only knows what this
+	// process did), so a runner recorded as stopped is started.
+	recovering bool
 }
 
 // pass runs one reconcile pass and returns its report. It never panics on a
@@ -62,11 +66,13 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		// it back before anything else.
 		p.set(func(rep *Report) { rep.Recovery = true })
 		p.paused, p.stopped = inflight.Paused, inflight.Stopped
+		p.recovering = true
 		if !p.restore(ctx) {
 			return
 		}
 		// The runner is back: the rest of the pass tracks its own steps.
 		p.paused, p.unpaused, p.stopped, p.started, p.stoppedAt = false, false, false, false, time.Time{}
+		p.recovering = false
 	}
 
 	obs := p.observe(ctx)
@@ -337,8 +343,14 @@ func (p *passRun) restore(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.r.opts.RestoreTimeout)
 	defer cancel()
 	if p.stopped && !p.started {
-		up, err := p.r.opts.Runner.Running(ctx)
-		if err != nil || !up {
+		up := false
+		if !p.recovering {
+			var err error
+			if up, err = p.r.opts.Runner.Running(ctx); err != nil {
+				up = false
+			}
+		}
+		if !up {
 			if !p.start(ctx) {
 				return false
 			}
