@@ -17,6 +17,8 @@ type Status struct {
 	Queued bool `json:"queued"`
 	// Last is the last finished pass.
 	Last *Report `json:"last,omitempty"`
+	// Runs are the last finished passes kept in state, newest last.
+	Runs []Report `json:"runs,omitempty"`
 }
 
 // Status returns a snapshot that the caller may keep.
@@ -37,6 +39,7 @@ func (r *Reconciler) Status() Status {
 	}
 	if n := len(st.Runs); n > 0 {
 		s.Last = &st.Runs[n-1]
+		s.Runs = st.Runs
 	}
 	return s
 }

@@ -20,7 +20,12 @@ type statusDoc struct {
 	Current  *reconciler.Report   `json:"current"`
 	Queued   bool                 `json:"queued"`
 	Last     *reconciler.Report   `json:"last"`
+	// Recent are the last few finished passes, newest last.
+	Recent []reconciler.Report `json:"recent"`
 }
+
+// recentRuns is how many finished passes /status lists.
+const recentRuns = 5
 
 type projectStatus struct {
 	Path         string           `json:"path"`
@@ -48,6 +53,7 @@ func (s *Server) statusDoc() statusDoc {
 		Queued:   rs.Queued,
 		Last:     rs.Last,
 		Projects: []projectStatus{},
+		Recent:   rs.Runs[max(0, len(rs.Runs)-recentRuns):],
 	}
 	if w.Result != nil {
 		doc.Tracked = w.Result.Digest
