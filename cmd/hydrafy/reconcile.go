@@ -72,6 +72,9 @@ func reconcileOnce(ctx context.Context, cfg config.Config, log *slog.Logger, sta
 func printReport(w io.Writer, r reconciler.Report) {
 	fmt.Fprintf(w, "run:      %s\n", r.ID)
 	fmt.Fprintf(w, "result:   %s\n", r.Result)
+	if r.Recovery {
+		fmt.Fprintln(w, "recovery: the runner was left paused or stopped by an interrupted pass; restored first")
+	}
 	fmt.Fprintf(w, "desired:  %s\n", orNone(r.Desired))
 	fmt.Fprintf(w, "missing:  %s\n", orNone(r.Missing))
 	fmt.Fprintf(w, "seeded:   %s\n", orNone(r.Seeded))

@@ -28,9 +28,15 @@ import (
 // TestMain lets the test binary be the stand-in runner when started with
 // "-standin" first: gitlab-runner cannot be built here; the stand-in follows
 // its signal contract.
+//
+// With HYDRAFY_TEST_DAEMON set to a config file, the test binary is instead
+// a `hydrafy serve` whose store commit hangs, for the kill -9 test.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-standin" {
 		os.Exit(standin.Main(os.Args[2:], os.Stderr))
+	}
+	if path := os.Getenv(daemonEnv); path != "" {
+		os.Exit(hangingDaemon(path))
 	}
 	os.Exit(m.Run())
 }
