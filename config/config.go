@@ -6,7 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -173,13 +175,40 @@ func Parse(data []byte) (Config, error) {
 			c.Projects[i].Files = append([]string(nil), DefaultFiles...)
 		}
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	if c.GitLab.URL == "" {
 		return errors.New("config: gitlab.url is required")
+	}
+	u, err := url.Parse(c.GitLab.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return errors.New("config: gitlab.url is not an http or https URL with a host")
+	case u.User != nil:
+		// A password in the URL would be a secret in the file.
+		return errors.New("config: gitlab.url must not hold credentials; use HYDRAFY_GITLAB_TOKEN or gitlab.token_file")
+	}
+	if !filepath.IsAbs(c.Store.Dir) {
+		// The runner's config.toml mounts it into jobs by this path.
+		return fmt.Errorf("config: store.dir %q is not an absolute path", c.Store.Dir)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{
+		{"watch.settle", c.Watch.Settle},
+		{"store.lock_timeout", c.Store.LockTimeout},
+		{"runner.drain_timeout", c.Runner.DrainTimeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("config: %s %s is negative", d.key, d.v.D())
+		}
 	}
 	switch c.Runner.Control {
 	case "systemd", "docker", "command", "none":
@@ -223,14 +252,15 @@ func (c *Config) loadSecrets(env func(string) (string, bool)) error {
 	for _, s := range []struct {
 		dst  *Secret
 		env  string
+		key  string
 		file string
 	}{
-		{&c.Server.WebhookSecret, "HYDRAFY_WEBHOOK_SECRET", c.Server.WebhookSecretFile},
-		{&c.Server.ResyncToken, "HYDRAFY_RESYNC_TOKEN", c.Server.ResyncTokenFile},
-		{&c.GitLab.Token, "HYDRAFY_GITLAB_TOKEN", c.GitLab.TokenFile},
-		{&c.Runner.Token, "HYDRAFY_RUNNER_TOKEN", c.Runner.TokenFile},
+		{&c.Server.WebhookSecret, "HYDRAFY_WEBHOOK_SECRET", "server.webhook_secret_file", c.Server.WebhookSecretFile},
+		{&c.Server.ResyncToken, "HYDRAFY_RESYNC_TOKEN", "server.resync_token_file", c.Server.ResyncTokenFile},
+		{&c.GitLab.Token, "HYDRAFY_GITLAB_TOKEN", "gitlab.token_file", c.GitLab.TokenFile},
+		{&c.Runner.Token, "HYDRAFY_RUNNER_TOKEN", "runner.token_file", c.Runner.TokenFile},
 	} {
-		v, err := readSecret(env, s.env, s.file)
+		v, err := readSecret(env, s.env, s.key, s.file)
 		if err != nil {
 			return err
 		}
@@ -239,7 +269,9 @@ func (c *Config) loadSecrets(env func(string) (string, bool)) error {
 	return nil
 }
 
-func readSecret(env func(string) (string, bool), name, file string) (Secret, error) {
+// readSecret returns the environment variable name if it is set and not
+// empty, else the trimmed content of file (key names it in errors).
+func readSecret(env func(string) (string, bool), name, key, file string) (Secret, error) {
 	if v, ok := env(name); ok && v != "" {
 		return Secret(v), nil
 	}
@@ -248,7 +280,7 @@ func readSecret(env func(string) (string, bool), name, file string) (Secret, err
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("reading secret file for %s: %w", name, err)
+		return "", fmt.Errorf("reading %s (or set %s): %w", key, name, err)
 	}
 	return Secret(strings.TrimSpace(string(b))), nil
 }

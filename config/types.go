@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -40,6 +42,17 @@ func (s Secret) String() string {
 		return ""
 	}
 	return mask
+}
+
+// Format masks the value for every fmt verb. Without it a verb that does
+// not apply to strings (%d, %t, %f) would print the raw value inside its
+// "%!d(config.Secret=…)" error text.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		io.WriteString(f, strconv.Quote(s.String()))
+		return
+	}
+	io.WriteString(f, s.String())
 }
 
 // GoString masks the value for %#v.

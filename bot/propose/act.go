@@ -2,6 +2,7 @@ package propose
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -42,8 +43,13 @@ func (p *Proposer) act(ctx context.Context, pl *plan, t Target, open *int) {
 		pl.action = Capped
 		return
 	}
+	current, err := p.branchCurrent(ctx, pl, head, human, t)
+	if err != nil {
+		pl.fail("reading branch "+pl.branch, err)
+		return
+	}
 	pushed := false
-	if !(head != nil && !human && commitDigest(head.Message) == t.Digest && len(head.ParentIDs) > 0 && head.ParentIDs[0] == pl.defaultHead) {
+	if !current {
 		if err := p.commit(ctx, pl, t); err != nil {
 			pl.fail("committing to "+pl.branch, err)
 			return
@@ -81,6 +87,32 @@ func (p *Proposer) branchHead(ctx context.Context, pl *plan) (*gitlab.Commit, er
 		return nil, err
 	}
 	return b.Commit, nil
+}
+
+// branchCurrent reports whether the proposal branch already holds the
+// proposer's commit for t with the files as they should be. A default
+// branch that moved on without touching the files needs no new commit:
+// pipelines are not re-run for nothing.
+func (p *Proposer) branchCurrent(ctx context.Context, pl *plan, head *gitlab.Commit, human bool, t Target) (bool, error) {
+	if head == nil || human || commitDigest(head.Message) != t.Digest {
+		return false, nil
+	}
+	if len(head.ParentIDs) > 0 && head.ParentIDs[0] == pl.defaultHead {
+		return true, nil
+	}
+	for _, f := range pl.files {
+		got, _, err := p.gl.RepositoryFiles.GetFile(pl.proj.Path, f.Path, &gitlab.GetFileOptions{Ref: &pl.branch}, gitlab.WithContext(ctx))
+		if errors.Is(err, gitlab.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if content, err := base64.StdEncoding.DecodeString(got.Content); err != nil || string(content) != f.Content {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // isBot reports whether c is a commit the proposer made.

@@ -7,11 +7,13 @@ package propose
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"gitlab.com/hydrafy/hydrafy/bot/pin"
 	"gitlab.com/hydrafy/hydrafy/config"
 )
 
@@ -80,8 +82,12 @@ func New(gl *gitlab.Client, opts Options, log *slog.Logger) *Proposer {
 // Pass runs one proposal pass for target over every watched project and
 // returns a report per project and the state to keep for the next pass.
 // Errors of one project are reported in its entry and do not stop the
-// others.
-func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report, State) {
+// others; the error is for a target that cannot be proposed at all, in
+// which case nothing was read or written.
+func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report, State, error) {
+	if err := target.Validate(); err != nil {
+		return Report{}, prev, err
+	}
 	next := prev.clone()
 	plans := make([]*plan, 0, len(p.opts.Projects))
 	open := 0
@@ -104,5 +110,14 @@ func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report,
 		}
 		rep.Projects = append(rep.Projects, pl.report())
 	}
-	return rep, next
+	return rep, next, nil
+}
+
+// Validate reports why t cannot be proposed: the image and digest must be
+// what pin accepts.
+func (t Target) Validate() error {
+	if _, _, err := pin.Rewrite(nil, pin.Options{Image: t.Image, Digest: t.Digest, Tag: t.Tag}); err != nil {
+		return fmt.Errorf("proposing %s@%s: %w", t.Image, t.Digest, err)
+	}
+	return nil
 }

@@ -80,7 +80,10 @@ func actions(r Report) map[string]Action {
 func (e *env) pass(t *testing.T, p *Proposer, tg Target, st State) (Report, State, []gitlabemu.Request) {
 	t.Helper()
 	e.emu.ResetRequests()
-	rep, next := p.Pass(context.Background(), tg, st)
+	rep, next, err := p.Pass(context.Background(), tg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, pr := range rep.Projects {
 		t.Logf("%s", pr)
 	}
@@ -357,7 +360,10 @@ func TestErrors(t *testing.T) {
 			tt.setup()
 			tg := target(byte('1' + i))
 			p := New(client(t, e.url, tt.token), Options{Projects: cfg}, nil)
-			rep, _ := p.Pass(context.Background(), tg, State{})
+			rep, _, err := p.Pass(context.Background(), tg, State{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, pr := range rep.Projects {
 				frag, fail := tt.failed[pr.Path]
 				switch {
@@ -376,7 +382,10 @@ func TestScope(t *testing.T) {
 	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n"}})
 	e.emu.AddToken("glpat-read", "reader", "read_api")
 	p := New(client(t, e.url, "glpat-read"), Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
-	rep, _ := p.Pass(context.Background(), target('1'), State{})
+	rep, _, err := p.Pass(context.Background(), target('1'), State{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := rep.Projects[0].Err; err == nil || !strings.Contains(err.Error(), "api scope") {
 		t.Errorf("read-only token: %v", err)
 	}
@@ -452,7 +461,10 @@ func TestLockedProjectRetriesEachPass(t *testing.T) {
 	}
 	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
 	for range 2 {
-		rep, _ := p.Pass(context.Background(), target('1'), State{})
+		rep, _, err := p.Pass(context.Background(), target('1'), State{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := rep.Projects[0].Err; err == nil || !strings.Contains(err.Error(), "403") {
 			t.Errorf("read-only member: %v", err)
 		}
@@ -460,4 +472,48 @@ func TestLockedProjectRetriesEachPass(t *testing.T) {
 	if len(e.emu.MergeRequests("g/a")) != 0 || e.emu.Branch("g/a", "hydrafy/nixos-nix") != "" {
 		t.Error("a refused write changed the project")
 	}
+}
+
+func TestInvalidTarget(t *testing.T) {
+	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n"}})
+	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
+	for _, tg := range []Target{
+		{Image: "nixos/nix", Digest: "sha256:short"},
+		{Image: "", Digest: digest('1')},
+		{Image: "nixos/nix", Tag: "bad tag", Digest: digest('1')},
+	} {
+		e.emu.ResetRequests()
+		if _, _, err := p.Pass(context.Background(), tg, State{}); err == nil {
+			t.Errorf("%+v: no error", tg)
+		}
+		if n := len(e.emu.Requests()); n != 0 {
+			t.Errorf("%+v: %d requests", tg, n)
+		}
+	}
+}
+
+func TestDefaultBranchMoves(t *testing.T) {
+	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n", "README": "a\n"}})
+	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
+	_, st, _ := e.pass(t, p, target('1'), State{})
+	head := e.emu.Branch("g/a", "hydrafy/nixos-nix")
+
+	// An unrelated change on main: the proposal stays as it is.
+	if _, err := e.emu.Push("g/a", "main", "alice", "docs", map[string]string{"README": "b\n"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, st, writes := e.pass(t, p, target('1'), st)
+	if len(writes) != 0 || rep.Projects[0].Action != Unchanged || e.emu.Branch("g/a", "hydrafy/nixos-nix") != head {
+		t.Errorf("unrelated change: %s, writes %v", rep.Projects[0], writes)
+	}
+
+	// The CI file changes on main: the branch is rebuilt from the new head.
+	if _, err := e.emu.Push("g/a", "main", "alice", "ci", map[string]string{".gitlab-ci.yml": "image: nixos/nix\nvariables: {A: b}\n"}); err != nil {
+		t.Fatal(err)
+	}
+	rep, _, _ = e.pass(t, p, target('1'), st)
+	if rep.Projects[0].Action != Updated {
+		t.Fatalf("CI change: %s", rep.Projects[0])
+	}
+	e.checkPinned(t, "g/a", "hydrafy/nixos-nix", []string{".gitlab-ci.yml"}, digest('1'))
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 )
@@ -54,6 +55,30 @@ func (r *Runner) Configure(storeDir, image string) (changed bool, err error) {
 	}
 	r.log.Info("runner config updated", "file", r.opts.ConfigFile, "store", storeDir, "image", pin)
 	return true, nil
+}
+
+// checkConfig makes sure Configure can edit config.toml: it can be read,
+// its dir written, and the selected runners found and edited in memory.
+func (r *Runner) checkConfig() error {
+	path, err := filepath.EvalSymlinks(r.opts.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("checking runner config: %w", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("checking runner config: %w", err)
+	}
+	if err := syscall.Access(filepath.Dir(path), 2 /* W_OK */); err != nil {
+		return fmt.Errorf("checking runner config: dir of %s not writable: %w", path, err)
+	}
+	image := ""
+	if r.opts.PinImage {
+		image = "nixos/nix@sha256:" + strings.Repeat("0", 64)
+	}
+	if _, err := editConfig(string(b), r.opts.Name, storeMounts("/nix-store-check"), image); err != nil {
+		return fmt.Errorf("checking runner config %s: %w", r.opts.ConfigFile, err)
+	}
+	return nil
 }
 
 // editConfig returns src with the selected runners' docker volumes holding

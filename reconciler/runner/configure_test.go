@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected golden files")
@@ -191,4 +192,45 @@ func TestPlanVolumes(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPreflightChecksConfig(t *testing.T) {
+	tests := []struct {
+		name, config, runner, wantErr string
+	}{
+		{"editable", "[[runners]]\nname = \"a\"\nexecutor = \"docker\"\n", "", ""},
+		{"unknown runner", "[[runners]]\nname = \"a\"\nexecutor = \"docker\"\n", "b", `no [[runners]] named "b"`},
+		{"broken file", "[[runners]\n", "", "parsing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "config.toml")
+			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(Options{Control: "none", ConfigFile: file, Name: tt.runner, ID: 7, PinImage: true}, gitlabClientForPreflight(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Preflight(testContext(t))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+			got, _ := os.ReadFile(file)
+			if string(got) != tt.config {
+				t.Error("Preflight changed config.toml")
+			}
+		})
+	}
+	if _, err := os.Stat("/nix-store-check"); err == nil {
+		t.Error("Preflight created its placeholder store dir")
+	}
+}
+
+func gitlabClientForPreflight(t *testing.T) *gitlab.Client {
+	_, gl := newGitLab(t)
+	return gl
 }

@@ -94,6 +94,8 @@ func (e *editor) runner(b *block, dec map[string]any, mounts []string, image str
 	switch {
 	case vol == nil:
 		lines += keyIndent + "volumes = " + inlineList(plan.result) + e.nl
+	case len(vol.elems) != len(old):
+		return nil, fmt.Errorf("volumes: scanned %d elements, parsed %d: unsupported layout", len(vol.elems), len(old))
 	case plan.changed():
 		if err := e.volumes(vol, plan, keyIndent); err != nil {
 			return nil, err

@@ -48,7 +48,7 @@ func (r *Runner) runnerID(ctx context.Context) (int, error) {
 	if r.opts.Token == "" {
 		return 0, errors.New("runner id unknown: set the runner id or its authentication token")
 	}
-	req, err := r.gl.NewRequest(http.MethodPost, "runners/verify", &gitlab.VerifyRegisteredRunnerOptions{Token: gitlab.Ptr(r.opts.Token)}, []gitlab.RequestOptionFunc{gitlab.WithContext(ctx)})
+	req, err := r.gl.NewRequest(http.MethodPost, "runners/verify", &gitlab.VerifyRegisteredRunnerOptions{Token: gitlab.Ptr(r.opts.Token.Reveal())}, []gitlab.RequestOptionFunc{gitlab.WithContext(ctx)})
 	if err != nil {
 		return 0, fmt.Errorf("verifying runner token: %w", err)
 	}

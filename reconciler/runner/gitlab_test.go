@@ -214,7 +214,7 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one job starts with the process and runs for 3 s.
-	st := f.wait(t, "its metrics server", func(s standin.Status) bool { return s.MetricsAddr != "" })
+	st := f.wait(t, "its metrics server and its job", func(s standin.Status) bool { return s.MetricsAddr != "" && s.JobsRunning == 1 })
 	metrics := "http://" + st.MetricsAddr + "/metrics"
 
 	short, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
@@ -255,5 +255,30 @@ gitlab_runner_jobs_running_total 7
 	}
 	if _, err := sumGauge(bufio.NewScanner(strings.NewReader("gitlab_runner_jobs{a=\"b\"} x\n")), jobsMetric); err == nil {
 		t.Error("malformed sample accepted")
+	}
+}
+
+func TestRunningJobsFollowsPages(t *testing.T) {
+	emu, gl := newGitLab(t)
+	id := emu.AddRunner("build host", runnerToken)
+	const n = 105 // more than one page of 100
+	for i := range n {
+		if _, err := emu.StartJob(id, fmt.Sprintf("job-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := New(Options{Control: "none", ID: int(id)}, gl, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := r.busy(testContext(t), int(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(busy) != n {
+		t.Errorf("%d running jobs found, want %d", len(busy), n)
+	}
+	if pages := countRequests(emu, "GET", fmt.Sprintf("runners/%d/jobs", id)); pages != 2 {
+		t.Errorf("%d list requests, want 2 pages", pages)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"gitlab.com/hydrafy/hydrafy/config"
+
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
@@ -23,10 +25,10 @@ type Options struct {
 	DockerHost   string // default unix:///var/run/docker.sock
 	StopCommand  []string
 	StartCommand []string
-	ConfigFile   string // the runner's config.toml
-	Name         string // [[runners]] name to edit; empty = all docker runners
-	ID           int    // runner id; 0 = resolve with POST /runners/verify using Token
-	Token        string // runner authentication token (secret: never logged)
+	ConfigFile   string        // the runner's config.toml
+	Name         string        // [[runners]] name to edit; empty = all docker runners
+	ID           int           // runner id; 0 = resolve with POST /runners/verify using Token
+	Token        config.Secret // runner authentication token
 	DrainTimeout time.Duration
 	PinImage     bool
 	MetricsURL   string // optional listen_address metrics, e.g. http://127.0.0.1:9252/metrics
@@ -43,15 +45,6 @@ func (o Options) LogValue() slog.Value {
 		slog.Int("id", o.ID),
 		slog.Bool("token_set", o.Token != ""),
 	)
-}
-
-// control stops and starts the runner process; one implementation per
-// Options.Control.
-type control interface {
-	preflight(ctx context.Context) error
-	stop(ctx context.Context) error
-	start(ctx context.Context) error
-	running(ctx context.Context) (bool, error)
 }
 
 // Runner controls one gitlab-runner process and its GitLab runner record.
@@ -90,37 +83,6 @@ func New(opts Options, gl *gitlab.Client, log *slog.Logger) (*Runner, error) {
 	return r, nil
 }
 
-func newControl(o *Options, log *slog.Logger) (control, error) {
-	switch o.Control {
-	case "systemd":
-		if o.Unit == "" {
-			o.Unit = "gitlab-runner.service"
-		}
-		if o.Systemctl == "" {
-			o.Systemctl = "systemctl"
-		}
-		return &systemd{unit: o.Unit, systemctl: o.Systemctl, drainTimeout: o.DrainTimeout, log: log}, nil
-	case "docker":
-		if o.Container == "" {
-			return nil, errors.New("runner control docker needs a container name")
-		}
-		if o.DockerHost == "" {
-			o.DockerHost = "unix:///var/run/docker.sock"
-		}
-		return newDocker(o.DockerHost, o.Container, log)
-	case "command":
-		if len(o.StopCommand) == 0 || len(o.StartCommand) == 0 {
-			return nil, errors.New("runner control command needs both a stop and a start command")
-		}
-		return &command{stopCmd: o.StopCommand, startCmd: o.StartCommand, metricsURL: o.MetricsURL, log: log}, nil
-	case "none":
-		return none{}, nil
-	case "":
-		return nil, errors.New("runner control is not set (systemd, docker, command or none)")
-	}
-	return nil, fmt.Errorf("unknown runner control %q (want systemd, docker, command or none)", o.Control)
-}
-
 // Stop stops the runner gracefully through the control (SIGQUIT: running
 // jobs finish) and returns once it has exited.
 func (r *Runner) Stop(ctx context.Context) error {
@@ -151,10 +113,17 @@ func (r *Runner) Running(ctx context.Context) (bool, error) {
 }
 
 // Preflight checks, without changing anything, that a drain is possible:
-// the control stops the runner gracefully and the runner id can be known.
+// the control stops the runner gracefully, the runner id can be known, and
+// config.toml (when set) can be edited, so that nothing fails only once the
+// runner is down.
 func (r *Runner) Preflight(ctx context.Context) error {
 	if err := r.ctl.preflight(ctx); err != nil {
 		return fmt.Errorf("runner preflight: %w", err)
+	}
+	if r.opts.ConfigFile != "" {
+		if err := r.checkConfig(); err != nil {
+			return fmt.Errorf("runner preflight: %w", err)
+		}
 	}
 	if r.id == 0 && r.opts.Token == "" {
 		return errors.New("runner preflight: no runner id and no runner token to look it up")
@@ -164,12 +133,3 @@ func (r *Runner) Preflight(ctx context.Context) error {
 	}
 	return nil
 }
-
-// none is the control for hosts where hydrafy does not manage the runner
-// process.
-type none struct{}
-
-func (none) preflight(context.Context) error       { return nil }
-func (none) stop(context.Context) error            { return nil }
-func (none) start(context.Context) error           { return nil }
-func (none) running(context.Context) (bool, error) { return true, nil }

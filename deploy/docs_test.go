@@ -1,0 +1,88 @@
+package deploy_test
+
+import (
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+)
+
+// documents are the files of this directory that name config keys.
+var documents = []string{"INSTALL.md", "Dockerfile", "hydrafy.service", "runner-config.toml", "hydrafy.example.toml"}
+
+// configKeys returns the dotted TOML keys of struct type t.
+func configKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			keys = append(keys, configKeys(ft, prefix+tag+".")...)
+			continue
+		}
+		keys = append(keys, prefix+tag)
+	}
+	return keys
+}
+
+// keyRef finds "section.key" in prose: not part of a host name, a file
+// name or a longer dotted word.
+var keyRef = regexp.MustCompile(`(?:^|[^\w./-])((?:server|gitlab|watch|propose|projects|store|runner|reconcile)\.[a-z_]+)(?:[^\w./-]|\.\s|\.$|$)`)
+
+// TestDocumentsNameRealKeys checks every config key that the deployment
+// files mention against config.Config, so a renamed key cannot leave a
+// stale instruction behind.
+func TestDocumentsNameRealKeys(t *testing.T) {
+	keys := configKeys(reflect.TypeFor[config.Config](), "")
+	seen := 0
+	for _, doc := range documents {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			for _, m := range keyRef.FindAllStringSubmatch(line, -1) {
+				seen++
+				if !slices.Contains(keys, m[1]) {
+					t.Errorf("%s:%d names %s, which is not a config key", doc, i+1, m[1])
+				}
+			}
+		}
+	}
+	t.Logf("%d key references checked", seen)
+	if seen < 20 {
+		t.Errorf("found only %d key references in %v; the pattern no longer matches the prose", seen, documents)
+	}
+}
+
+// TestDocumentsNameShippedFiles checks that every deploy/ file the documents
+// tell the reader to use is in this directory. The runner's drain drop-in is
+// maintained and tested with the runner control, so it is not required here.
+func TestDocumentsNameShippedFiles(t *testing.T) {
+	elsewhere := []string{"gitlab-runner-drain.conf"}
+	ref := regexp.MustCompile(`deploy/([\w.-]*\w)`)
+	for _, doc := range documents {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ref.FindAllStringSubmatch(string(data), -1) {
+			if slices.Contains(elsewhere, m[1]) {
+				continue
+			}
+			if _, err := os.Stat(m[1]); err != nil {
+				t.Errorf("%s refers to deploy/%s: %v", doc, m[1], err)
+			}
+		}
+	}
+}
