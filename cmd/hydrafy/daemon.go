@@ -57,7 +57,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		ConfigFile:   cfg.Runner.ConfigFile,
 		Name:         cfg.Runner.Name,
 		ID:           cfg.Runner.ID,
-		Token:        cfg.Runner.Token.Reveal(),
+		Token:        cfg.Runner.Token,
 		DrainTimeout: cfg.Runner.DrainTimeout.D(),
 		PinImage:     cfg.Runner.PinImage,
 		MetricsURL:   cfg.Runner.MetricsURL,

@@ -46,10 +46,13 @@ func (w *watchProposer) Pass(ctx context.Context) (server.WatchResult, error) {
 	if err != nil {
 		return out, err
 	}
-	rep, next := w.proposer.Pass(ctx, propose.Target{
+	rep, next, err := w.proposer.Pass(ctx, propose.Target{
 		Image: res.Image, Tag: res.Tag, Digest: res.Digest, Platforms: res.Platforms,
 		Created: res.Created, NixVersion: res.NixVersion,
 	}, prev)
+	if err != nil {
+		return out, fmt.Errorf("proposing %s: %w", res.Digest, err)
+	}
 	nb, err := next.Marshal()
 	if err != nil {
 		return out, fmt.Errorf("encoding proposer state: %w", err)
