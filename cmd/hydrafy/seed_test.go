@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
+)
+
+func TestSeedCommand(t *testing.T) {
+	root := t.TempDir()
+	nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 5, FilesPerPath: 3}))
+	want := nixtest.Paths(t, root)
+	amd, err := synth.Image(root, synth.ImageOptions{Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	nixtest.Build(t, other, synth.Release(synth.ReleaseOptions{Version: "arm", Paths: 4, FilesPerPath: 1}))
+	arm, err := synth.Image(other, synth.ImageOptions{Arch: "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := synth.Index(amd, arm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := nixtest.Registry(t)
+	digest := nixtest.PushIndex(t, host+"/nixos/nix:2.24.9", idx)
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+
+	seedRun := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"seed"}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+
+	code, out, errs := seedRun(host+"/nixos/nix:2.24.9", "--store", dir, "--platform", "linux/amd64")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	summary := regexp.MustCompile(`^seeded \S+ \(` + regexp.QuoteMeta(digest) + `\) into \S+: fresh, 5 paths, [0-9.]+ MB, [0-9.]+ s\n$`)
+	if !summary.MatchString(out) {
+		t.Errorf("summary %q does not match %s", out, summary)
+	}
+	if diff := cmp.Diff(want, nixtest.Verify(t, dir)); diff != "" {
+		t.Errorf("seeded paths (-want +got):\n%s", diff)
+	}
+
+	code, out, errs = seedRun(host+"/nixos/nix:2.24.9", "--store", dir)
+	if code != 1 || !strings.Contains(errs, "already holds a Nix store") || strings.Count(errs, "\n") != 1 || out != "" {
+		t.Errorf("seed into a store without --replace: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	code, out, errs = seedRun("--quiet", "--replace", "--store", dir, "--platform", "linux/arm64", host+"/nixos/nix@"+digest)
+	if code != 0 || out != "" || errs != "" {
+		t.Errorf("quiet replace: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if diff := cmp.Diff(nixtest.Paths(t, other), nixtest.Verify(t, dir)); diff != "" {
+		t.Errorf("replaced store (-want +got):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown tag", []string{host + "/nixos/nix:9.9", "--store", dir, "--replace"}, 1, "hydrafy seed: pulling " + host + "/nixos/nix:9.9: unknown tag 9.9\n"},
+		{"no such platform", []string{host + "/nixos/nix:2.24.9", "--store", dir, "--replace", "--platform", "linux/riscv64"}, 1, "no linux/riscv64 image in the index (it has linux/amd64, linux/arm64)\n"},
+		{"no store", []string{host + "/nixos/nix:2.24.9"}, 2, "usage: hydrafy seed IMAGE --store DIR"},
+		{"two images", []string{"a", "b", "--store", dir}, 2, "usage: hydrafy seed"},
+		{"unknown flag", []string{"a", "--store", dir, "--merge"}, 2, "flag provided but not defined: -merge"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := seedRun(tc.args...)
+			if code != tc.code || !strings.Contains(errs, tc.want) || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, out, errs, tc.code, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,57 @@
+// Package image pulls a nixos/nix-shaped image from a registry and stages
+// its Nix store: it resolves the reference, picks the platform, downloads,
+// decompresses and extracts the store layers in parallel into a staging dir
+// on the live store's filesystem, and checks every store path's NAR hash
+// against the image's own Nix db before anything is handed on.
+//
+// # What is kept
+//
+// Only nix/store/… and nix/var/nix/db/… are extracted. A leading "/" or
+// "./" is stripped first: store layers name their entries absolutely
+// (/nix/store/…), the top layer relatively (nix/var/nix/db/…). Everything
+// else (etc/, root/, nix/var/nix/profiles, gcroots, …) is dropped.
+//
+// # Hostile entries
+//
+// Each kind of entry that could write outside the staging dir, damage a
+// store or smuggle metadata in is either refused (the whole stage fails,
+// the staging dir is removed) or dropped (the entry is skipped, the rest
+// is extracted):
+//
+//	kind                                              policy
+//	a ".." component in a name or hardlink target     fails
+//	a name outside nix/store and nix/var/nix/db       dropped
+//	  (etc/passwd, /etc/passwd, root/.nix-profile)
+//	nix, nix/store, nix/var, nix/var/nix or
+//	  nix/var/nix/db as anything but a directory      fails
+//	an entry below a symlink or a file                fails
+//	  (below a symlinked store path or subdir)
+//	a store path name that is not <hash>-<name>       fails
+//	a name starting with "." in nix/store (.links)    dropped
+//	the same store path in two layers                 fails
+//	the same name twice in a store path (not dirs)    fails
+//	a hardlink leaving its store path or DIR          fails
+//	a hardlink to a missing entry or a non-file       fails
+//	character or block devices, fifos, other types    fails
+//	setuid or setgid bits                             fails
+//	the sticky bit                                    dropped (the bit)
+//	foreign owners (uid or gid other than 0)          dropped (normalised to root)
+//	whiteouts inside nix/store                        fails
+//	symlinks, hardlinks, devices, subdirs in the db   fails
+//	absolute symlinks (/nix/store/…, /etc/…)          kept as they are, never followed
+//
+// Confinement does not rest on these checks alone: every file is created
+// through an os.Root opened on the staging dir, so no name or link can
+// reach outside it, and the extractor tracks what each store path already
+// holds so that it never writes through a symlink inside the root either.
+//
+// Layers may list parents after their children and hardlinks before their
+// targets: missing parents are created as directories (and a later header
+// for them only confirms them), hardlinks are made when the layer ends.
+//
+// # Metadata
+//
+// Store paths get the canonical metadata of a Nix store: files 0444 or
+// 0555 (executable when the owner's x bit is set), directories 0555, mtime
+// 1, owner root (when running as root). The db keeps its permission bits.
+package image

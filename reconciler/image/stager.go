@@ -1,0 +1,119 @@
+package image
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
+)
+
+// stager is the state that the layer workers of one Stage share.
+type stager struct {
+	dir    string
+	root   *os.Root // the staging dir
+	store  *os.Root // its nix/store
+	asRoot bool
+
+	written atomic.Int64
+	onWrite func(int64)
+
+	mu     sync.Mutex
+	claims map[string]int    // store path name → layer index
+	hashes map[string]string // store path → computed NAR hash
+	db     []*dbLayer        // by layer index
+}
+
+// newStager creates the staging dir in parent with the store skeleton.
+func newStager(parent string, layers int) (*stager, error) {
+	dir, err := os.MkdirTemp(parent, ".hydrafy-stage-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the staging dir: %w", err)
+	}
+	s := &stager{dir: dir, asRoot: os.Geteuid() == 0, claims: map[string]int{}, hashes: map[string]string{}, db: make([]*dbLayer, layers)}
+	if err := s.open(); err != nil {
+		s.close()
+		removeTree(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stager) open() error {
+	var err error
+	if s.root, err = os.OpenRoot(s.dir); err != nil {
+		return fmt.Errorf("opening the staging dir: %w", err)
+	}
+	if err := s.root.MkdirAll("nix/var/nix/db", 0o755); err != nil {
+		return fmt.Errorf("creating the staging dir: %w", err)
+	}
+	if err := s.root.Mkdir("nix/store", 0o755); err != nil {
+		return fmt.Errorf("creating the staging dir: %w", err)
+	}
+	if s.store, err = s.root.OpenRoot("nix/store"); err != nil {
+		return fmt.Errorf("opening the staging store: %w", err)
+	}
+	return nil
+}
+
+func (s *stager) close() {
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.root != nil {
+		s.root.Close()
+	}
+}
+
+// claim records that layer index holds store path name: store layers are
+// disjoint, so a path in two layers is refused (they would race).
+func (s *stager) claim(name string, index int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other, ok := s.claims[name]; ok && other != index {
+		return fmt.Errorf("store path /nix/store/%s is in two layers (%d and %d)", name, other, index)
+	}
+	s.claims[name] = index
+	return nil
+}
+
+func (s *stager) setDB(index int, l dbLayer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.opaque || len(l.whiteouts) > 0 || len(l.files) > 0 {
+		s.db[index] = &l
+	}
+}
+
+func (s *stager) addWritten(n int64) {
+	s.written.Add(n)
+	if s.onWrite != nil {
+		s.onWrite(n)
+	}
+}
+
+// hash records the NAR hash of a finished store path.
+func (s *stager) hash(name string) error {
+	h, _, err := synth.NarHash(filepath.Join(s.dir, "nix/store", name))
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.hashes["/nix/store/"+name] = h
+	s.mu.Unlock()
+	return nil
+}
+
+// removeTree removes dir, read-only directories included, without ever
+// following a symlink.
+func removeTree(dir string) error {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}

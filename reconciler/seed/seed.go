@@ -1,0 +1,134 @@
+// Package seed implements `hydrafy seed`: it stages an image's Nix store
+// and installs it at a store dir, either fresh, as a replacement of the
+// store there, or merged into it.
+package seed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler/image"
+)
+
+// Options configure a seed.
+type Options struct {
+	// Store is the store dir (DIR): it gets DIR/nix/store and DIR/nix/var/nix/db.
+	Store string
+	// Replace swaps an existing store for exactly the image's store.
+	Replace bool
+	// Image tunes the pull; its StageIn is set by Seed.
+	Image image.Options
+	// Log receives warnings; nil discards them.
+	Log *slog.Logger
+}
+
+// How says how a seed installed the image's store.
+type How string
+
+// The ways a seed installs a store.
+const (
+	Fresh    How = "fresh"
+	Replaced How = "replaced"
+	Merged   How = "merged"
+)
+
+// Result describes a finished seed.
+type Result struct {
+	Ref, Digest, Manifest string
+	Store                 string
+	How                   How
+	Paths                 int
+	Bytes                 int64
+	Elapsed               time.Duration
+}
+
+// Seed pulls ref's store into o.Store. A missing or store-less DIR gets
+// the image's store, a DIR holding a store gets it swapped (o.Replace) or
+// merged. The store appears only when complete: on any failure DIR is left
+// as it was.
+func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	t, err := inspect(o.Store)
+	if err != nil {
+		return nil, err
+	}
+	if t.holdsStore && !o.Replace {
+		return merge(ctx, ref, t.dir, o)
+	}
+	pull := o.Image
+	pull.StageIn = t.stageIn
+	st, err := image.Stage(ctx, ref, pull)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			o.Log.Warn("removing the staging dir", "dir", st.Dir, "err", err)
+		}
+	}()
+	how := Fresh
+	if t.holdsStore {
+		how = Replaced
+	}
+	if err := install(ctx, st, t); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, Store: t.dir, How: how,
+		Paths: len(st.Paths), Bytes: st.Bytes, Elapsed: time.Since(start),
+	}, nil
+}
+
+// target is what Seed found at the store dir.
+type target struct {
+	dir        string // absolute
+	exists     bool
+	holdsStore bool   // DIR/nix exists
+	stageIn    string // DIR, or its parent when DIR is missing: same filesystem
+}
+
+func inspect(dir string) (target, error) {
+	if dir == "" {
+		return target{}, errors.New("no store dir given (--store DIR)")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return target{}, fmt.Errorf("resolving store dir %s: %w", dir, err)
+	}
+	t := target{dir: abs}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		parent := filepath.Dir(abs)
+		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
+			return target{}, fmt.Errorf("store dir %s: its parent %s is not a directory", abs, parent)
+		}
+		t.stageIn = parent
+		return t, nil
+	case err != nil:
+		return target{}, fmt.Errorf("store dir: %w", err)
+	case !fi.IsDir():
+		return target{}, fmt.Errorf("store dir %s is not a directory", abs)
+	}
+	t.exists, t.stageIn = true, abs
+	ni, err := os.Lstat(filepath.Join(abs, "nix"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return t, nil
+	case err != nil:
+		return target{}, fmt.Errorf("store dir: %w", err)
+	case !ni.IsDir():
+		return target{}, fmt.Errorf("%s is not a directory (a symlink?); refusing to touch it", filepath.Join(abs, "nix"))
+	}
+	t.holdsStore = true
+	return t, nil
+}
