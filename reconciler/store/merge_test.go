@@ -1,0 +1,204 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+)
+
+// TestMergeKeepsCache merges release B into a live store of release A
+// that jobs have added to: old paths, cache paths and B's paths all end up
+// valid, B's references are the image's, and rows already valid are kept.
+func TestMergeKeepsCache(t *testing.T) {
+	ctx := context.Background()
+	live := template(t, "nix-a", nixStore(releaseA))
+	staged := template(t, "nix-b", nixStore(releaseB))
+	cache := []string{addCache(t, live, "hello"), addCache(t, live, "cuda-stub")}
+	oldPaths := nixtest.Paths(t, live)
+	imagePaths := nixtest.Paths(t, staged)
+	wantRefs := refsOf(t, staged, imagePaths)
+	shared := storePaths(releaseA)[0]
+	idBefore, regBefore := dbRow(t, live, shared)
+
+	var progress bytes.Buffer
+	rep, err := Merge(ctx, live, staged, MergeOptions{Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := nixtest.Verify(t, live)
+	if diff := cmp.Diff(union(oldPaths, imagePaths), got); diff != "" {
+		t.Errorf("valid paths after merge (-want +got):\n%s", diff)
+	}
+	for _, p := range cache {
+		if _, err := os.Stat(filepath.Join(live, p)); err != nil {
+			t.Errorf("cache path %s lost: %v", p, err)
+		}
+	}
+	if diff := cmp.Diff(wantRefs, refsOf(t, live, imagePaths)); diff != "" {
+		t.Errorf("references of image paths (-image +live):\n%s", diff)
+	}
+	wantAdded := minus(imagePaths, oldPaths)
+	if diff := cmp.Diff(wantAdded, rep.Added); diff != "" {
+		t.Errorf("report.Added (-want +got):\n%s", diff)
+	}
+	if len(wantAdded) != 3 || rep.AlreadyValid != 17 || rep.AddedBytes <= 0 || len(rep.HashConflicts) != 0 {
+		t.Errorf("report: %d added (%d bytes), %d already valid, %d conflicts; want 3 added, 17 valid, none", len(rep.Added), rep.AddedBytes, rep.AlreadyValid, len(rep.HashConflicts))
+	}
+	if id, reg := dbRow(t, live, shared); id != idBefore || reg != regBefore {
+		t.Errorf("row of already-valid %s changed: id %d→%d, registrationTime %d→%d", shared, idBefore, id, regBefore, reg)
+	}
+	if !strings.Contains(progress.String(), "added 3 paths") {
+		t.Errorf("progress does not say what was added:\n%s", progress.String())
+	}
+
+	// The same merge again adds nothing.
+	rep, err = Merge(ctx, live, staged, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Added) != 0 || rep.AlreadyValid != len(imagePaths) {
+		t.Errorf("second merge: %d added, %d already valid; want 0 and %d", len(rep.Added), rep.AlreadyValid, len(imagePaths))
+	}
+	nixtest.Verify(t, live)
+}
+
+// TestMergeDryRun reports what a merge would add and changes nothing: no
+// lock file, no -wal, no row.
+func TestMergeDryRun(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	if err := os.Remove(filepath.Join(dbPath(live), "big-lock")); err != nil {
+		t.Fatal(err)
+	}
+	before, stagedBefore := snapshot(t, live), snapshot(t, staged)
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertUnchanged(t, before, live)
+	assertUnchanged(t, stagedBefore, staged)
+	want := minus(storePaths(releaseB), storePaths(releaseA))
+	if diff := cmp.Diff(want, rep.Added); diff != "" || !rep.DryRun || rep.AddedBytes <= 0 {
+		t.Errorf("dry run report: dry %v, %d bytes, added (-want +got):\n%s", rep.DryRun, rep.AddedBytes, diff)
+	}
+	// The real merge adds exactly what the dry run said.
+	real, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rep.Added, real.Added); diff != "" || real.AddedBytes != rep.AddedBytes {
+		t.Errorf("merge added other paths than the dry run said (-dry +real):\n%s", diff)
+	}
+}
+
+// TestMergeRefusesSchema refuses differing, corrupt or unknown schema
+// versions and changes nothing.
+func TestMergeRefusesSchema(t *testing.T) {
+	tests := []struct {
+		name         string
+		live, staged string // db/schema contents; "" keeps "10"
+		want         []string
+	}{
+		{"newer image", "", "11", []string{"live store has version 10", "image version 11", "--replace"}},
+		{"older live", "9", "", []string{"version 9", "image version 10", "--replace"}},
+		{"newline is corrupt", "10\n", "", []string{"corrupt", `"10\n"`}},
+		{"image corrupt", "", "ten", []string{"image store", "corrupt"}},
+		{"both unknown", "11", "11", []string{"version 11 is not supported", "--replace"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live := template(t, "go-a", goStore(releaseA))
+			staged := template(t, "go-b", goStore(releaseB))
+			for root, v := range map[string]string{live: tt.live, staged: tt.staged} {
+				if v == "" {
+					continue
+				}
+				if err := os.WriteFile(filepath.Join(dbPath(root), "schema"), []byte(v), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, live)
+			_, err := Merge(context.Background(), live, staged, MergeOptions{})
+			if err == nil || !errors.Is(err, ErrSchema) {
+				t.Fatalf("merge: %v, want a schema error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			assertUnchanged(t, before, live)
+		})
+	}
+}
+
+// TestMergeHashConflict keeps the live row and files of a path whose hash
+// differs in the image, and reports it.
+func TestMergeHashConflict(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	shared := storePaths(releaseA)[2]
+	const fake = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+	execSQL(t, staged, `update ValidPaths set hash = ? where path = ?`, fake, shared)
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live0, _ := dbRow(t, live, shared)
+	want := []Conflict{{Path: shared, LiveHash: hashOf(t, live, shared), ImageHash: fake}}
+	if diff := cmp.Diff(want, rep.HashConflicts); diff != "" {
+		t.Errorf("conflicts (-want +got):\n%s", diff)
+	}
+	if live0 == 0 {
+		t.Errorf("row of %s lost", shared)
+	}
+	nixtest.Verify(t, live)
+}
+
+// TestMergeRefusesBrokenImage stops before any change when the image store
+// is inconsistent.
+func TestMergeRefusesBrokenImage(t *testing.T) {
+	newPath := minus(storePaths(releaseB), storePaths(releaseA))[0]
+	tests := []struct {
+		name    string
+		corrupt func(t *testing.T, staged string)
+		want    string
+	}{
+		{"dangling reference", func(t *testing.T, staged string) {
+			execSQL(t, staged, `pragma foreign_keys = off; insert into Refs (referrer, reference) values ((select id from ValidPaths where path = '`+newPath+`'), 9999)`)
+		}, "inconsistent"},
+		{"missing files", func(t *testing.T, staged string) {
+			if err := removeTree(filepath.Join(staged, newPath)); err != nil {
+				t.Fatal(err)
+			}
+		}, "the image store lacks " + newPath},
+		{"not a store path", func(t *testing.T, staged string) {
+			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
+		}, "not a store path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live := template(t, "go-a", goStore(releaseA))
+			staged := template(t, "go-b", goStore(releaseB))
+			tt.corrupt(t, staged)
+			before := snapshot(t, live)
+			_, err := Merge(context.Background(), live, staged, MergeOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("merge: %v, want an error about %q", err, tt.want)
+			}
+			// The lock file is the one thing a failed merge may touch.
+			assertUnchanged(t, before, live)
+		})
+	}
+}

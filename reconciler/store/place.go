@@ -1,0 +1,201 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nix-community/go-nix/pkg/nar"
+	"golang.org/x/sync/errgroup"
+)
+
+// trashPrefix names entries of the live nix/store being deleted. Nix
+// ignores names starting with a dot; the next merge deletes them.
+const trashPrefix = ".hydrafy-trash-"
+
+// checkStorePath accepts only /nix/store/<32-char hash>-<name>.
+func checkStorePath(p string) error {
+	base, ok := strings.CutPrefix(p, "/nix/store/")
+	if !ok || len(base) < 34 || base[32] != '-' || strings.ContainsAny(base, "/\x00") || strings.HasPrefix(base, ".") {
+		return fmt.Errorf("%w: %q", errNotStorePath, p)
+	}
+	return nil
+}
+
+type moveKind int
+
+const (
+	// moveRename renames the staged path into the live store.
+	moveRename moveKind = iota
+	// moveReplace deletes an unregistered leftover, then renames.
+	moveReplace
+	// moveAdopt registers a leftover that matches the image's hash.
+	moveAdopt
+)
+
+// move is how one path to add gets into the live store.
+type move struct {
+	path string
+	kind moveKind
+}
+
+// prepareMoves decides, before anything changes, how each path to add gets
+// into the live store. An unregistered entry of the same name in the live
+// store is the leftover of an interrupted merge (no Nix process runs under
+// the big-lock): it is replaced by the staged copy, or, when the staged
+// copy is gone (renamed in by that merge), registered if its NAR hash is
+// the image's.
+func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
+	moves := make([]move, 0, len(add))
+	for _, r := range add {
+		src, dst := filepath.Join(stagedDir, r.path), filepath.Join(liveDir, r.path)
+		srcOK, err := exists(src)
+		if err != nil {
+			return nil, err
+		}
+		dstOK, err := exists(dst)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case srcOK && !dstOK:
+			moves = append(moves, move{r.path, moveRename})
+		case srcOK && dstOK:
+			moves = append(moves, move{r.path, moveReplace})
+		case dstOK:
+			h, err := narHash(dst)
+			if err != nil {
+				return nil, err
+			}
+			if h != r.hash {
+				return nil, fmt.Errorf("the image store lacks %s and the unregistered %s has hash %s, not the image's %s: stage the image again", r.path, dst, h, r.hash)
+			}
+			moves = append(moves, move{r.path, moveAdopt})
+		default:
+			return nil, fmt.Errorf("the image store lacks %s, which the live store does not hold (was it deleted since staging?): stage the image again", r.path)
+		}
+	}
+	return moves, nil
+}
+
+func (m move) apply(liveDir, stagedDir string) error {
+	src, dst := filepath.Join(stagedDir, m.path), filepath.Join(liveDir, m.path)
+	switch m.kind {
+	case moveAdopt:
+		return nil
+	case moveReplace:
+		trash := filepath.Join(filepath.Dir(dst), trashPrefix+filepath.Base(dst))
+		if err := os.Rename(dst, trash); err != nil {
+			return fmt.Errorf("moving leftover %s away: %w", dst, err)
+		}
+		at("trashed")
+		if err := removeTree(trash); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return fmt.Errorf("moving %s into the live store: %w", m.path, err)
+	}
+	at("renamed")
+	return nil
+}
+
+// emptyTrash deletes leftovers moved away by an interrupted merge.
+func emptyTrash(liveDir string) error {
+	entries, err := os.ReadDir(storePath(liveDir))
+	if err != nil {
+		return fmt.Errorf("reading live store: %w", err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), trashPrefix) {
+			if err := removeTree(filepath.Join(storePath(liveDir), e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// removeTree deletes a store path tree, whose dirs are read-only.
+func removeTree(p string) error {
+	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(q, 0o755)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting %s: %w", p, err)
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("deleting %s: %w", p, err)
+	}
+	return nil
+}
+
+func exists(p string) (bool, error) {
+	_, err := os.Lstat(p)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("checking %s: %w", p, err)
+}
+
+// syncPaths flushes the files of the added paths and the live store dir to
+// disk before the paths are registered: after a power loss, a registered
+// path must exist with its content. Only the added trees are synced, not
+// the whole filesystem (where jobs may have gigabytes in flight).
+func syncPaths(liveDir string, paths []string) error {
+	g := new(errgroup.Group)
+	g.SetLimit(8)
+	for _, p := range paths {
+		root := filepath.Join(liveDir, p)
+		g.Go(func() error {
+			return filepath.WalkDir(root, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if d.Type()&fs.ModeSymlink != 0 {
+					return nil
+				}
+				return fsync(q)
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("syncing added paths: %w", err)
+	}
+	if err := fsync(storePath(liveDir)); err != nil {
+		return fmt.Errorf("syncing live store: %w", err)
+	}
+	return nil
+}
+
+func fsync(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// narHash returns the NAR hash of the tree at p in the db's form.
+func narHash(p string) (string, error) {
+	h := sha256.New()
+	if err := nar.DumpPath(h, p); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", p, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
