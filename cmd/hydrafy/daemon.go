@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/bot/propose"
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
+	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/runner"
 	"gitlab.com/hydrafy/hydrafy/server"
 )
@@ -21,14 +21,15 @@ import (
 // The runner package's Runner is what the reconciler drives.
 var _ reconciler.Runner = (*runner.Runner)(nil)
 
-// errNoStore is returned while this build has no store to stage images with.
-var errNoStore = errors.New("store staging is not available in this build (package reconciler/store is missing); hydrafy cannot seed the live store yet")
-
 // newStager returns the store's stager: it pulls, extracts and verifies an
 // image's store next to cfg.Store.Dir, and commits it into the live store
 // under the big-lock. The store package plugs in here.
 func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
-	return nil, errNoStore
+	live, err := filepath.Abs(cfg.Store.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("store dir: %w", err)
+	}
+	return &storeStager{live: live, pull: image.Options{Platform: cfg.Store.Platform}, lockTimeout: cfg.Store.LockTimeout.D(), log: log}, nil
 }
 
 // daemon is what `hydrafy serve` and `hydrafy reconcile` are built from.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,43 +101,61 @@ func (l *lockStaged) Commit(context.Context) (reconciler.CommitReport, error) {
 	return reconciler.CommitReport{PathsAdded: 1, BytesAdded: 64, PathsTotal: 1, BytesTotal: 64}, nil
 }
 
-// TestMergeWebhookReconciles: a merge request that pins a new digest is
-// merged in the GitLab emulator; its webhook reaches `hydrafy serve`, which
-// drains the stand-in runner (paused through the API, stopped with SIGQUIT),
-// commits the store while no job holds it, pins config.toml, starts the
-// runner again and reports it in /status and /metrics.
-func TestMergeWebhookReconciles(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{HookBackoff: 10 * time.Millisecond})
-	gts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { gts.Close(); emu.Close() })
-	emu.AddToken(e2eBotToken, "hydrafy-bot")
-	if _, err := emu.AddProject("group/app", "main", map[string]string{
-		".gitlab-ci.yml": "build:\n  image: nixos/nix:latest\n  script: [nix build]\n",
-	}); err != nil {
+// e2e is one runner host: the GitLab emulator with a watched project and
+// its runner, a stand-in runner process driven by the command control, and
+// the config of a `hydrafy serve` for them.
+type e2e struct {
+	emu      *gitlabemu.Server
+	gl       *gitlab.Client
+	runnerID int64
+	dir      string
+	store    string
+	status   string
+	cfg      config.Config
+	first    standin.Status // the stand-in as first started
+	base     string         // the daemon's URL once serving
+}
+
+// newE2E sets the host up; prepare, if set, runs on the store dir before
+// the stand-in starts (and its jobs lock the store).
+func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
+	t.Helper()
+	e := &e2e{emu: gitlabemu.New(gitlabemu.Options{HookBackoff: 10 * time.Millisecond})}
+	gts := httptest.NewServer(e.emu.Handler())
+	t.Cleanup(func() { gts.Close(); e.emu.Close() })
+	e.emu.AddToken(e2eBotToken, "hydrafy-bot")
+	if _, err := e.emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": ci}); err != nil {
 		t.Fatal(err)
 	}
-	runnerID := emu.AddRunner("nix host", "glrt-e2e")
+	e.runnerID = e.emu.AddRunner("nix host", "glrt-e2e")
+	gl, err := gitlab.NewClient(e2eBotToken, gitlab.WithBaseURL(gts.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.gl = gl
 
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	status := filepath.Join(dir, "standin.json")
-	runnerConfig := filepath.Join(dir, "config.toml")
+	e.dir = t.TempDir()
+	e.store = filepath.Join(e.dir, "store")
+	e.status = filepath.Join(e.dir, "standin.json")
+	runnerConfig := filepath.Join(e.dir, "config.toml")
 	if err := os.WriteFile(runnerConfig, []byte("concurrent = 1\n\n[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"nixos/nix:latest\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start := []string{os.Args[0], "-standin", "start", "-status", status, "-store", store, "-config", runnerConfig,
-		"-log", filepath.Join(dir, "standin.log"), "-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
-	stop := []string{os.Args[0], "-standin", "stop", "-status", status}
+	start := []string{os.Args[0], "-standin", "start", "-status", e.status, "-store", e.store, "-config", runnerConfig,
+		"-log", filepath.Join(e.dir, "standin.log"), "-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
+	stop := []string{os.Args[0], "-standin", "stop", "-status", e.status}
+	if prepare != nil {
+		prepare(e.store)
+	}
 	t.Cleanup(func() {
-		if s, err := standin.ReadStatus(status); err == nil && standin.Alive(s.PID) {
+		if s, err := standin.ReadStatus(e.status); err == nil && standin.Alive(s.PID) {
 			syscall.Kill(s.PID, syscall.SIGKILL)
 		}
 	})
 	if out, err := exec.Command(start[0], start[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("starting the stand-in: %v: %s", err, out)
 	}
-	first, err := standin.ReadStatus(status)
-	if err != nil {
+	if e.first, err = standin.ReadStatus(e.status); err != nil {
 		t.Fatal(err)
 	}
 
@@ -144,27 +163,34 @@ func TestMergeWebhookReconciles(t *testing.T) {
 	cfg.GitLab.URL = gts.URL
 	cfg.GitLab.Token = e2eBotToken
 	cfg.Server.Listen = "127.0.0.1:0"
-	cfg.Server.StateDir = filepath.Join(dir, "state")
+	cfg.Server.StateDir = filepath.Join(e.dir, "state")
 	cfg.Server.WebhookSecret = e2eSecret
 	cfg.Server.ResyncToken = e2eResync
 	cfg.Projects = []config.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}}
-	cfg.Store.Dir = store
+	cfg.Store.Dir = e.store
+	cfg.Store.Platform = "linux/amd64"
 	cfg.Runner = config.Runner{Control: "command", StopCommand: stop, StartCommand: start, ConfigFile: runnerConfig,
-		ID: int(runnerID), DrainTimeout: config.Duration(30 * time.Second), PinImage: true}
+		ID: int(e.runnerID), DrainTimeout: config.Duration(30 * time.Second), PinImage: true}
+	cfg.Watch.Image = image
 	cfg.Watch.Schedule = "@every 24h"
 	cfg.Reconcile.Schedule = "@every 24h"
+	e.cfg = cfg
+	return e
+}
 
-	stager := &lockStager{dir: store}
+// serve runs `hydrafy serve` with stager until the test ends, and adds the
+// project hook that points at it.
+func (e *e2e) serve(t *testing.T, stager reconciler.Stager) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	served := make(chan error, 1)
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { served <- serve(ctx, cfg, log, stager, func(a string) { addr <- a }) }()
-	var base string
+	go func() { served <- serve(ctx, e.cfg, log, stager, func(a string) { addr <- a }) }()
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		e.base = "http://" + a
 	case err := <-served:
 		t.Fatalf("serve: %v", err)
 	}
@@ -177,49 +203,93 @@ func TestMergeWebhookReconciles(t *testing.T) {
 			t.Errorf("a secret reached the log")
 		}
 	})
+	if _, err := e.emu.AddHook("group/app", e.base+"/webhooks/gitlab", e2eSecret); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	// The start-up pass finds nothing pinned: it only mounts the store.
-	st := waitStatus(t, base, "the start-up pass", func(s statusJSON) bool { return s.Last != nil })
-	if st.Last.Result != reconciler.ResultOK || len(st.Seeded) != 0 {
-		t.Fatalf("start-up pass: %+v", st.Last)
-	}
-
-	if _, err := emu.AddHook("group/app", base+"/webhooks/gitlab", e2eSecret); err != nil {
+// mergePin proposes ci as the project's CI file in a merge request and
+// merges it, as a maintainer would merge the proposer's merge request.
+func (e *e2e) mergePin(t *testing.T, ci string) {
+	t.Helper()
+	if _, err := e.emu.Push("group/app", "hydrafy/nixos-nix", "hydrafy-bot", "Pin nixos/nix", map[string]string{".gitlab-ci.yml": ci}); err != nil {
 		t.Fatal(err)
 	}
-	gl, err := gitlab.NewClient(e2eBotToken, gitlab.WithBaseURL(gts.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := emu.Push("group/app", "hydrafy/nixos-nix", "hydrafy-bot", "Pin nixos/nix", map[string]string{
-		".gitlab-ci.yml": "build:\n  image: nixos/nix:latest@" + e2eDigest + "\n  script: [nix build]\n",
-	}); err != nil {
-		t.Fatal(err)
-	}
-	mr, _, err := gl.MergeRequests.CreateMergeRequest("group/app", &gitlab.CreateMergeRequestOptions{
+	mr, _, err := e.gl.MergeRequests.CreateMergeRequest("group/app", &gitlab.CreateMergeRequestOptions{
 		Title: gitlab.Ptr("Pin nixos/nix"), SourceBranch: gitlab.Ptr("hydrafy/nixos-nix"), TargetBranch: gitlab.Ptr("main"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := emu.Merge("group/app", int64(mr.IID), "hydrafy-bot"); err != nil {
+	if _, err := e.emu.Merge("group/app", int64(mr.IID), "hydrafy-bot"); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	st = waitStatus(t, base, "the digest seeded", func(s statusJSON) bool {
-		return len(s.Seeded) == 1 && s.Current == nil && !s.Queued
+// seedingRun waits until digest is seeded and nothing runs or waits, and
+// returns the pass that seeded it.
+func (e *e2e) seedingRun(t *testing.T, digest string) reconciler.Report {
+	t.Helper()
+	st := waitStatus(t, e.base, digest+" seeded", func(s statusJSON) bool {
+		for _, x := range s.Seeded {
+			if x.Digest == digest {
+				return s.Current == nil && !s.Queued
+			}
+		}
+		return false
 	})
-	var rep *reconciler.Report
-	for i := range st.Recent {
-		if len(st.Recent[i].Seeded) > 0 {
-			rep = &st.Recent[i]
+	for _, r := range st.Recent {
+		if slices.Contains(r.Seeded, digest) {
+			return r
 		}
 	}
-	if rep == nil || rep.Result != reconciler.ResultOK || st.Seeded[0].Digest != e2eDigest {
-		t.Fatalf("no pass seeded %s: %+v", e2eDigest, st.Recent)
+	t.Fatalf("no recent pass seeded %s: %+v", digest, st.Recent)
+	return reconciler.Report{}
+}
+
+// checkRestarted checks that the stand-in was stopped gracefully and a new
+// process runs with the pinned image and the store mounts.
+func (e *e2e) checkRestarted(t *testing.T, image string) standin.Status {
+	t.Helper()
+	now, err := standin.ReadStatus(e.status)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.HasPrefix(rep.Reasons[0], "webhook: ") {
-		t.Errorf("seeding pass reasons %v, want a webhook", rep.Reasons)
+	if now.PID == e.first.PID || now.State != standin.StateRunning || !standin.Alive(now.PID) {
+		t.Errorf("stand-in not restarted: before pid %d, now %+v", e.first.PID, now)
+	}
+	if now.Image != image {
+		t.Errorf("stand-in runs with image %q, want %q", now.Image, image)
+	}
+	if want := e.store + "/nix/store:/nix/store:rw"; !strings.Contains(strings.Join(now.Volumes, " "), want) {
+		t.Errorf("stand-in volumes %v lack %s", now.Volumes, want)
+	}
+	if paused, err := e.emu.RunnerPaused(e.runnerID); err != nil || paused {
+		t.Errorf("runner paused = %v, %v after the reconcile", paused, err)
+	}
+	return now
+}
+
+// TestMergeWebhookReconciles: a merge request that pins a new digest is
+// merged in the GitLab emulator; its webhook reaches `hydrafy serve`, which
+// drains the stand-in runner (paused through the API, stopped with SIGQUIT),
+// commits while no job holds the store, pins config.toml, starts the runner
+// again and reports it in /status and /metrics.
+func TestMergeWebhookReconciles(t *testing.T) {
+	e := newE2E(t, "nixos/nix", "build:\n  image: nixos/nix:latest\n  script: [nix build]\n", nil)
+	stager := &lockStager{dir: e.store}
+	e.serve(t, stager)
+
+	// The start-up pass finds nothing pinned: it only mounts the store.
+	st := waitStatus(t, e.base, "the start-up pass", func(s statusJSON) bool { return s.Last != nil })
+	if st.Last.Result != reconciler.ResultOK || len(st.Seeded) != 0 {
+		t.Fatalf("start-up pass: %+v", st.Last)
+	}
+
+	e.mergePin(t, "build:\n  image: nixos/nix:latest@"+e2eDigest+"\n  script: [nix build]\n")
+	rep := e.seedingRun(t, e2eDigest)
+	if rep.Result != reconciler.ResultOK || !strings.HasPrefix(rep.Reasons[0], "webhook: ") {
+		t.Fatalf("seeding pass: %+v", rep)
 	}
 	var names []string
 	for _, s := range rep.Steps {
@@ -231,38 +301,20 @@ func TestMergeWebhookReconciles(t *testing.T) {
 	if rep.DowntimeSeconds <= 0 {
 		t.Errorf("downtime %v", rep.DowntimeSeconds)
 	}
-
-	// The stand-in was stopped gracefully and a new process runs with the
-	// pinned image and the store mounts it re-read from config.toml.
-	now, err := standin.ReadStatus(status)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if now.PID == first.PID || now.State != standin.StateRunning || !standin.Alive(now.PID) {
-		t.Errorf("stand-in not restarted: before pid %d, now %+v", first.PID, now)
-	}
-	if want := "nixos/nix@" + e2eDigest; now.Image != want {
-		t.Errorf("stand-in runs with image %q, want %q", now.Image, want)
-	}
-	if want := store + "/nix/store:/nix/store:rw"; !strings.Contains(strings.Join(now.Volumes, " "), want) {
-		t.Errorf("stand-in volumes %v lack %s", now.Volumes, want)
-	}
-	if paused, err := emu.RunnerPaused(runnerID); err != nil || paused {
-		t.Errorf("runner paused = %v, %v after the reconcile", paused, err)
-	}
+	now := e.checkRestarted(t, "nixos/nix@"+e2eDigest)
 	if len(stager.commits) != 1 {
 		t.Errorf("commits = %v, want one", stager.commits)
 	}
-	if err := emu.WaitHooks(ctx); err != nil {
+	if err := e.emu.WaitHooks(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range emu.Deliveries() {
+	for _, d := range e.emu.Deliveries() {
 		if !d.OK() {
 			t.Errorf("delivery %s answered %d", d.Event, d.Status)
 		}
 	}
 
-	metrics := httpGet(t, base+"/metrics")
+	metrics := httpGet(t, e.base+"/metrics")
 	for _, want := range []string{
 		`hydrafy_webhooks_total{event="merge_request",result="accepted"} 1`,
 		"hydrafy_runner_downtime_seconds_count 1",
@@ -274,7 +326,7 @@ func TestMergeWebhookReconciles(t *testing.T) {
 	}
 
 	// A resync now finds everything seeded and leaves the runner alone.
-	req, _ := http.NewRequest(http.MethodPost, base+"/resync?wait=1", nil)
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/resync?wait=1", nil)
 	req.Header.Set("Authorization", "Bearer "+e2eResync)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -286,7 +338,7 @@ func TestMergeWebhookReconciles(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || again.Result != reconciler.ResultNoop {
 		t.Errorf("resync: %d %+v %v", resp.StatusCode, again, err)
 	}
-	if s, _ := standin.ReadStatus(status); s.PID != now.PID {
+	if s, _ := standin.ReadStatus(e.status); s.PID != now.PID {
 		t.Errorf("resync restarted the runner: pid %d → %d", now.PID, s.PID)
 	}
 }
@@ -302,22 +354,6 @@ func TestServeRefusesWithoutSecret(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "no webhook secret") || strings.Count(stderr.String(), "\n") != 1 {
 		t.Errorf("exit %d, stderr %q: want 1 and one line naming the missing secret", code, stderr.String())
-	}
-}
-
-func TestServeNamesMissingStore(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hydrafy.toml")
-	if err := os.WriteFile(path, []byte("[gitlab]\nurl = \"http://127.0.0.1:1\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "x")
-	for _, cmd := range []string{"serve", "reconcile"} {
-		var stdout, stderr strings.Builder
-		code := run(context.Background(), []string{cmd, "--config", path}, &stdout, &stderr)
-		if code != 1 || !strings.Contains(stderr.String(), "store") {
-			t.Errorf("%s: exit %d, stderr %q", cmd, code, stderr.String())
-		}
 	}
 }
 
