@@ -32,13 +32,22 @@ type delivery struct {
 
 func (d delivery) send(t testing.TB, url string) (int, map[string]string) {
 	t.Helper()
+	code, out, err := d.do(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, out
+}
+
+// do posts the delivery; it is safe in goroutines other than the test's.
+func (d delivery) do(url string) (int, map[string]string, error) {
 	var body io.Reader = strings.NewReader(d.body)
 	if d.chunked {
 		body = io.MultiReader(body) // hides the length from net/http
 	}
 	req, err := http.NewRequest(http.MethodPost, url+"/webhooks/gitlab", body)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range d.headers {
@@ -46,13 +55,13 @@ func (d delivery) send(t testing.TB, url string) (int, map[string]string) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var out map[string]string
 	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, nil
 }
 
 func hook(event, body string, extra ...string) delivery {
