@@ -33,9 +33,9 @@ func digestOf(ref string) string {
 }
 
 // plan decides which desired digests a pass seeds. Digests already seeded
-// need nothing. A digest that failed terminally is skipped by passes nobody
-// asked for (periodic, start-up) and retried by explicit ones (webhook,
-// resync), since those signal that something may have changed.
+// need nothing. A digest that failed terminally is skipped by periodic
+// passes and retried by explicit ones (webhook, resync, start-up), since
+// those signal that something may have changed.
 func plan(desired []string, seeded map[string]bool, stalled map[string]string, explicit bool) (missing, skipped []string) {
 	for _, d := range desired {
 		switch {
@@ -110,10 +110,12 @@ func needsRecovery(in *InFlight) bool {
 }
 
 // explicit reports whether any reason asks for terminal failures to be
-// retried.
+// retried: everything but the periodic resync. A start-up counts, since a
+// restart is how an operator says something changed (a store seeded by
+// hand, a fixed config).
 func explicit(reasons []Reason) bool {
 	for _, r := range reasons {
-		if r.Kind != KindPeriodic && r.Kind != KindStartup {
+		if r.Kind != KindPeriodic {
 			return true
 		}
 	}

@@ -125,7 +125,8 @@ func TestExplicit(t *testing.T) {
 		want    bool
 	}{
 		{nil, false},
-		{[]Reason{{Kind: KindPeriodic}, {Kind: KindStartup}}, false},
+		{[]Reason{{Kind: KindPeriodic}}, false},
+		{[]Reason{{Kind: KindPeriodic}, {Kind: KindStartup}}, true},
 		{[]Reason{{Kind: KindPeriodic}, {Kind: KindWebhook}}, true},
 		{[]Reason{{Kind: KindResync}}, true},
 		{[]Reason{{Kind: KindManual}}, true},

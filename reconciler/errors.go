@@ -16,8 +16,8 @@ func (e terminalError) Error() string  { return e.err.Error() }
 func (e terminalError) Unwrap() error  { return e.err }
 func (e terminalError) Terminal() bool { return true }
 
-// Terminal marks err as terminal: the next periodic resync does not retry
-// it; a webhook or an explicit resync does.
+// Terminal marks err as terminal: periodic resyncs do not retry it; a
+// webhook, an explicit resync or a restart does.
 func Terminal(err error) error {
 	if err == nil {
 		return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,9 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 		s := r.rec.Status()
 		return s.Current == nil && !s.Queued && len(s.Runs) >= 2
 	})
+	// Connections dialed in the burst and never used would hold the
+	// shutdown for net/http's 5 s grace for new connections.
+	http.DefaultClient.CloseIdleConnections()
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

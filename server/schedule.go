@@ -19,7 +19,7 @@ const watchTimeout = 10 * time.Minute
 func (s *Server) schedule() error {
 	if s.opts.Watcher != nil && s.opts.WatchSchedule != "" {
 		job := cron.NewChain(cron.SkipIfStillRunning(cron.DiscardLogger)).Then(cron.FuncJob(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), watchTimeout)
+			ctx, cancel := context.WithTimeout(s.jobs, watchTimeout)
 			defer cancel()
 			s.RunWatch(ctx)
 		}))

@@ -94,6 +94,10 @@ type Server struct {
 	metrics *Metrics
 	cron    *cron.Cron
 
+	// jobs is the context of scheduled watch passes, cancelled at shutdown.
+	jobs       context.Context
+	cancelJobs context.CancelFunc
+
 	mu    sync.Mutex
 	watch watchStatus
 }
@@ -133,6 +137,7 @@ func New(opts Options) (*Server, error) {
 		metrics: opts.Metrics,
 		cron:    cron.New(cron.WithChain(cron.Recover(cron.DiscardLogger))),
 	}
+	s.jobs, s.cancelJobs = context.WithCancel(context.Background())
 	for _, p := range opts.Projects {
 		s.watched[strings.ToLower(p)] = true
 	}
@@ -190,6 +195,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case serveErr = <-srvDone:
 	}
 	s.log.Info("shutting down")
+	s.cancelJobs()
 	<-s.cron.Stop().Done()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
