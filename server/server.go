@@ -6,9 +6,7 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,47 +17,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"gitlab.com/hydrafy/hydrafy/config"
-	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
-
-// Reconciler is the loop the server triggers and reports on.
-type Reconciler interface {
-	// Run runs queued passes until ctx ends, finishing the pass under way.
-	Run(ctx context.Context) error
-	// Trigger queues a pass, or joins one queued and not started.
-	Trigger(reconciler.Reason) *reconciler.Ticket
-	// Status returns a snapshot for /status.
-	Status() reconciler.Status
-}
-
-// Watcher runs one watch and propose pass.
-type Watcher interface {
-	Pass(ctx context.Context) (WatchResult, error)
-}
-
-// WatchResult is what a watch and propose pass found and did.
-type WatchResult struct {
-	// Digest is the tracked tag's index digest.
-	Digest string `json:"digest"`
-	// Changed says the digest differs from the one tracked before.
-	Changed       bool           `json:"changed"`
-	MergeRequests []MergeRequest `json:"merge_requests"`
-}
-
-// MergeRequest is the proposer's merge request in one project.
-type MergeRequest struct {
-	Project string `json:"project"`
-	IID     int    `json:"iid"`
-	URL     string `json:"url,omitempty"`
-	// Action is "opened", "updated" or "unchanged".
-	Action string `json:"action"`
-}
-
-// Check is one readiness condition.
-type Check struct {
-	Name  string
-	Check func(ctx context.Context) error
-}
 
 // Options configures a Server.
 type Options struct {
@@ -165,81 +123,3 @@ func (s *Server) routes() *echo.Echo {
 
 // Handler returns the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// Serve runs the reconcile loop, the schedules and the HTTP server on ln
-// until ctx ends, then shuts down gracefully: it stops accepting requests
-// and schedules and waits for a running reconcile to finish. It queues a
-// start-up pass first, so that a daemon restarted after a crash converges.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLoop()
-	loopDone := make(chan error, 1)
-	go func() { loopDone <- s.opts.Reconciler.Run(loopCtx) }()
-	s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindStartup})
-	s.cron.Start()
-
-	srv := &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String())
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-srvDone:
-	}
-	s.log.Info("shutting down")
-	s.cancelJobs()
-	<-s.cron.Stop().Done()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		s.log.Warn("closing open requests", "err", err)
-	}
-	stopLoop()
-	if err := <-loopDone; err != nil {
-		serveErr = errors.Join(serveErr, fmt.Errorf("reconcile loop: %w", err))
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return serveErr
-}
-
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		// Only method, path and status: headers carry the secrets.
-		s.log.Debug("http", "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "ms", float64(time.Since(start).Microseconds())/1000)
-		return nil
-	}
-}
-
-func (s *Server) httpError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	code, msg := http.StatusInternalServerError, "internal error"
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
-		code = he.Code
-		msg = strings.ToLower(http.StatusText(code))
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		}
-	} else {
-		s.log.Error("request failed", "path", c.Request().URL.Path, "err", err)
-	}
-	_ = c.JSON(code, map[string]string{"error": msg})
-}
