@@ -83,11 +83,8 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	missing, skipped := plan(desired, seeded, r.state.Stalled, explicitRun)
 	p.rep.Desired, p.rep.Missing, p.rep.Skipped = desired, missing, skipped
 	r.mu.Unlock()
-	err := r.persist()
-	if err != nil {
-		p.fail(err)
-		return
-	}
+	// The observation is written with the next state write: before the
+	// runner is touched, or at the end of the pass.
 	if len(missing) == 0 {
 		p.configure(ctx, desired)
 		p.set(func(rep *Report) {
