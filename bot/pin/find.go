@@ -1,11 +1,9 @@
 package pin
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,34 +27,9 @@ type found struct {
 	line       int
 }
 
-// parse reads every YAML document in src.
-func parse(src []byte) (docs []*yaml.Node, err error) {
-	if bytes.HasPrefix(src, []byte{0xFE, 0xFF}) || bytes.HasPrefix(src, []byte{0xFF, 0xFE}) {
-		return nil, errors.New("UTF-16 files are not supported")
-	}
-	defer func() {
-		// A parser bug on hostile input must not take the caller down.
-		if r := recover(); r != nil {
-			docs, err = nil, fmt.Errorf("yaml: %v", r)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(src))
-	for {
-		var doc yaml.Node
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, &doc)
-	}
-}
-
 // find returns every reference of r in the parsed documents, in file order.
 func find(t *text, docs []*yaml.Node, r repo) ([]found, error) {
-	f := finder{repo: r, seen: map[*yaml.Node]bool{}}
+	f := finder{repo: r, hint: r.path[strings.LastIndex(r.path, "/")+1:], seen: map[*yaml.Node]bool{}}
 	for _, d := range docs {
 		f.walk(d, 0)
 	}
@@ -99,6 +72,7 @@ func checkSpan(raw []byte, n *yaml.Node) error {
 
 type finder struct {
 	repo  repo
+	hint  string // the repository's last path component, in every reference
 	seen  map[*yaml.Node]bool
 	nodes []*yaml.Node
 }
@@ -139,6 +113,9 @@ func (f *finder) walk(n *yaml.Node, depth int) {
 			f.walk(n.Alias, depth)
 		}
 	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, f.hint) {
+			return
+		}
 		if r, ok := parseRef(n.Value); ok && r.repo == f.repo {
 			f.nodes = append(f.nodes, n)
 		}

@@ -1,6 +1,7 @@
 package pin
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"unicode/utf8"
@@ -132,7 +133,7 @@ func (t *text) span(n *yaml.Node) (start, end int, err error) {
 		return 0, 0, fmt.Errorf("scalar at line %d runs past the end of the file", t.line(i))
 	}
 	if t.line(start) != t.line(end) {
-		return 0, 0, fmt.Errorf("reference %q at line %d spans lines; write it on one line", n.Value, t.line(start))
+		return 0, 0, errors.New("it spans lines; write it on one line")
 	}
 	return start, end, nil
 }

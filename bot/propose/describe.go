@@ -59,9 +59,9 @@ type fileChange struct {
 	Old     []string // the references' digests before ("" = unpinned)
 }
 
-// Description is the merge request description: a marker that records the
+// description is the merge request description: a marker that records the
 // digest, a table of what changes and what merging does on the runner.
-func Description(t Target, files []fileChange) string {
+func description(t Target, files []fileChange) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!-- hydrafy digest=%s -->\n", t.Digest)
 	fmt.Fprintf(&b, "Pins every reference of `%s` in this project's CI files to the digest that %s points to now.\n\n", t.Image, tagOr(t.Tag, "the tracked tag"))

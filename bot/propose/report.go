@@ -1,6 +1,9 @@
 package propose
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Action says what a pass did for one project.
 type Action string
@@ -78,4 +81,14 @@ func (p ProjectReport) String() string {
 		s += ": " + p.Err.Error()
 	}
 	return s
+}
+
+// String renders the report as one line per project.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, p := range r.Projects {
+		b.WriteString(p.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

@@ -1,11 +1,9 @@
 package propose
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 
@@ -14,45 +12,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/bot/pin"
 	"gitlab.com/hydrafy/hydrafy/config"
 )
-
-// plan is what a pass found for one project (read-only calls) and then did.
-type plan struct {
-	proj          config.Project
-	log           *slog.Logger
-	branch        string
-	defaultBranch string
-	defaultHead   string
-	files         []fileChange // files whose references need the digest
-	missing       []string
-	refs          int
-	openMR        *gitlab.BasicMergeRequest
-	pastMRs       int // merged or closed merge requests of the branch
-	closedDigests []string
-	declined      []string
-
-	action    Action
-	mr        *gitlab.BasicMergeRequest
-	autoMerge string
-	warnings  []string
-	err       error
-}
-
-func (pl *plan) report() ProjectReport {
-	r := ProjectReport{Path: pl.proj.Path, Action: pl.action, AutoMerge: pl.autoMerge,
-		Missing: pl.missing, Warnings: pl.warnings, Err: pl.err}
-	if pl.err != nil {
-		r.Action = Failed
-	}
-	if pl.mr != nil {
-		r.MR, r.MRURL = pl.mr.IID, pl.mr.WebURL
-	}
-	return r
-}
-
-func (pl *plan) fail(action string, err error) {
-	pl.err = explain(action, err)
-	pl.log.Warn("proposal failed", "err", pl.err)
-}
 
 // survey reads the project, its files on the default branch and the
 // merge requests of its proposal branch.
@@ -137,26 +96,4 @@ func rewrite(name string, src []byte, t Target) (*fileChange, int, error) {
 		}
 	}
 	return fc, len(refs), nil
-}
-
-// explain wraps err from GitLab with what was being done and, for the
-// answers a user can fix, what to fix.
-func explain(action string, err error) error {
-	var er *gitlab.ErrorResponse
-	switch {
-	case errors.Is(err, gitlab.ErrNotFound):
-		return fmt.Errorf("%s: not found (404): check the path, and that the token's user is a member of the project", action)
-	case errors.As(err, &er) && er.Response != nil:
-		switch code := er.Response.StatusCode; {
-		case code == 401:
-			return fmt.Errorf("%s: the GitLab token was rejected (401): %w", action, err)
-		case code == 403 && bytes.Contains(er.Body, []byte("insufficient_scope")):
-			return fmt.Errorf("%s: the GitLab token lacks the api scope (403 insufficient_scope): give it the api scope", action)
-		case code == 403:
-			return fmt.Errorf("%s: forbidden (403): the token's user needs at least the Developer role: %w", action, err)
-		case code == 429 || code >= 500:
-			return fmt.Errorf("%s: GitLab answered %d after retries: %w", action, code, err)
-		}
-	}
-	return fmt.Errorf("%s: %w", action, err)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gitlab.com/hydrafy/hydrafy/bot"
 	"gitlab.com/hydrafy/hydrafy/bot/watch"
 	"gitlab.com/hydrafy/hydrafy/config"
 )
@@ -17,15 +18,16 @@ import (
 // checkTimeout bounds one whole check, retries included.
 const checkTimeout = 10 * time.Minute
 
-// runCheck is `hydrafy check --config FILE [--dry-run] [--state FILE]`: one
-// watch pass now. It prints what the tracked tag resolves to and whether
+// runCheck is `hydrafy check --config FILE [--dry-run] [--state-dir DIR]`:
+// one bot pass now. It prints what the tracked tag resolves to and whether
 // its digest is ready to propose; without --dry-run it records the
-// observation in the state file.
+// observation and, when the digest is ready, opens or refreshes the merge
+// requests and prints what it did per project.
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
-	dryRun := fs.Bool("dry-run", false, "report only: write no state")
-	statePath := fs.String("state", "", "watch state `FILE` (default <server.state_dir>/watch.json)")
+	dryRun := fs.Bool("dry-run", false, "report only: write no state, propose nothing")
+	stateDir := fs.String("state-dir", "", "state `DIR` (default server.state_dir)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -42,51 +44,36 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *statePath == "" {
-		*statePath = filepath.Join(cfg.Server.StateDir, "watch.json")
+	if *stateDir == "" {
+		*stateDir = cfg.Server.StateDir
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	now := time.Now()
-	res, err := watchPass(ctx, log, cfg.Watch, *statePath, !*dryRun, now)
+	b, err := bot.New(cfg, log, bot.Options{StateDir: *stateDir})
 	if err != nil {
 		return err
 	}
-	printWatch(stdout, res, now)
+	now := time.Now()
+	rep, err := b.Pass(ctx, now, bot.PassOptions{DryRun: *dryRun})
+	if err != nil {
+		return err
+	}
+	printWatch(stdout, rep.Watch, now)
 	if *dryRun {
 		fmt.Fprintln(stdout, "state:      not written (--dry-run)")
-	} else {
-		fmt.Fprintf(stdout, "state:      %s\n", *statePath)
+		return nil
+	}
+	fmt.Fprintf(stdout, "state:      %s\n", filepath.Join(*stateDir, "watch.json"))
+	if rep.Propose == nil {
+		return nil
+	}
+	fmt.Fprint(stdout, rep.Propose.String())
+	if failed := rep.Propose.Failed(); len(failed) > 0 {
+		return fmt.Errorf("%d of %d projects failed", len(failed), len(rep.Propose.Projects))
 	}
 	return nil
-}
-
-// watchPass resolves the tracked tag once, deciding from the observations
-// in the state file, and records the new observation when record is set.
-// Its Result is what a propose pass acts on.
-func watchPass(ctx context.Context, log *slog.Logger, c config.Watch, statePath string, record bool, now time.Time) (watch.Result, error) {
-	opts := watch.FromConfig(c)
-	opts.Logger = log
-	w, err := watch.New(opts)
-	if err != nil {
-		return watch.Result{}, err
-	}
-	prev, err := readWatchState(statePath)
-	if err != nil {
-		return watch.Result{}, err
-	}
-	res, next, err := w.Check(ctx, prev, now)
-	if err != nil {
-		return watch.Result{}, err
-	}
-	if record {
-		if err := writeWatchState(statePath, next); err != nil {
-			return watch.Result{}, err
-		}
-	}
-	return res, nil
 }
 
 // printWatch writes the result as aligned "name: value" lines.

@@ -176,7 +176,11 @@ func TestCheckFails(t *testing.T) {
 	})
 	dir := t.TempDir()
 	image := fmt.Sprintf("image = %q", host+"/nixos/nix")
-	badState := filepath.Join(dir, "bad.json")
+	badDir := filepath.Join(dir, "bad")
+	badState := filepath.Join(badDir, "watch.json")
+	if err := os.MkdirAll(badDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(badState, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,7 @@ func TestCheckFails(t *testing.T) {
 			"hydrafy check: unknown config key watch.settel\n"},
 		{"registry keeps refusing", []string{"--config", writeConfig(t, dir, image), "--dry-run"}, 1,
 			"hydrafy check: resolving " + host + "/nixos/nix:latest: registry answered 429 Too Many Requests after 4 attempts\n"},
-		{"corrupt state", []string{"--config", writeConfig(t, t.TempDir(), image), "--state", badState}, 1,
+		{"corrupt state", []string{"--config", writeConfig(t, t.TempDir(), image), "--state-dir", badDir}, 1,
 			"hydrafy check: reading watch state " + badState + ": invalid character 'n' looking for beginning of object key string\n"},
 		{"bad platform", []string{"--config", writeConfig(t, t.TempDir(), image+"\nplatforms = [\"amd64\"]")}, 1,
 			"hydrafy check: watch: platform \"amd64\" is not os/arch[/variant]\n"},

@@ -3,9 +3,136 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"gitlab.com/hydrafy/hydrafy/bot/pin"
 )
 
+const pinUsage = "usage: hydrafy pin --image REPO --digest sha256:… [--tag TAG] [--write] FILE…"
+
+// pinned is one file's rewrite, made in memory before anything is shown
+// or written.
+type pinned struct {
+	name     string
+	old, new []byte
+	changes  int
+}
+
 func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := newFlags("pin", stderr)
+	var opts pin.Options
+	fs.StringVar(&opts.Image, "image", "", "repository to pin, such as nixos/nix")
+	fs.StringVar(&opts.Digest, "digest", "", "digest to pin every reference to (sha256:…)")
+	fs.StringVar(&opts.Tag, "tag", "", "also replace the tag of references that carry one")
+	write := fs.Bool("write", false, "write the files instead of printing a diff")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, pinUsage)
+		fs.PrintDefaults()
+	}
+	files, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if opts.Image == "" || opts.Digest == "" || len(files) == 0 {
+		fmt.Fprintln(stderr, pinUsage)
+		return errUsage
+	}
+	// Rewrite checks the options before it looks at the file.
+	if _, _, err := pin.Rewrite(nil, opts); err != nil {
+		return err
+	}
+
+	// Every file is rewritten and checked before any is shown or written.
+	var results []pinned
+	for _, name := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, cause(err))
+		}
+		out, changes, err := pin.Rewrite(src, opts)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, pinned{name: name, old: src, new: out, changes: len(changes)})
+	}
+
+	for _, r := range results {
+		if r.changes == 0 {
+			continue
+		}
+		if !*write {
+			if err := writeUnifiedDiff(stdout, filepath.ToSlash(filepath.Clean(r.name)), r.old, r.new); err != nil {
+				return fmt.Errorf("printing the diff of %s: %w", r.name, err)
+			}
+			continue
+		}
+		if err := writeAtomic(r.name, r.new); err != nil {
+			return err
+		}
+		noun := "references"
+		if r.changes == 1 {
+			noun = "reference"
+		}
+		fmt.Fprintf(stdout, "pinned %d %s in %s\n", r.changes, noun, r.name)
+	}
+	return nil
+}
+
+// writeAtomic replaces the file name (or the file its symlink points to)
+// with data: a temporary file in the same directory, renamed over it, with
+// the old file's permissions.
+func writeAtomic(name string, data []byte) (err error) {
+	target, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, cause(err))
+	}
+	info, err := os.Stat(target)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, cause(err))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".hydrafy-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// cause drops the operation and path that an *fs.PathError repeats, for
+// errors that name the file already.
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package gitlabemu
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,7 +64,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f := s.fault(r.Method, rest); f != 0 {
-		c.error(f, http.StatusText(f))
+		c.error(f, fmt.Sprintf("%d %s", f, http.StatusText(f)))
 		return
 	}
 	if !s.authenticate(c, rest) {

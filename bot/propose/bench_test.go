@@ -1,0 +1,46 @@
+package propose
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+)
+
+// BenchmarkPass measures a pass over 20 projects with nothing new (the
+// steady state of every scheduled check) and reports API calls per pass.
+func BenchmarkPass(b *testing.B) {
+	emu := gitlabemu.New(gitlabemu.Options{})
+	ts := httptest.NewServer(emu.Handler())
+	defer ts.Close()
+	defer emu.Close()
+	emu.AddToken(botToken, "hydrafy-bot")
+	var projects []config.Project
+	for i := range 20 {
+		path := fmt.Sprintf("g/p%02d", i)
+		if _, err := emu.AddProject(path, "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix:latest\n"}); err != nil {
+			b.Fatal(err)
+		}
+		projects = append(projects, config.Project{Path: path})
+	}
+	p := New(client(b, ts.URL, botToken), Options{Projects: projects, Propose: config.Propose{MaxOpen: 100}}, nil)
+	ctx := context.Background()
+	_, st, err := p.Pass(ctx, target('1'), State{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	emu.ResetRequests()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, _, err := p.Pass(ctx, target('1'), st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	reqs := emu.Requests()
+	b.ReportMetric(float64(len(reqs))/float64(b.N), "requests/pass")
+	b.ReportMetric(float64(len(emu.Writes()))/float64(b.N), "writes/pass")
+}
