@@ -21,6 +21,13 @@ type Staged interface {
 	Close() error
 }
 
+// Planner is an optional interface of a Staged: how many store paths a
+// commit would add. A staged store that would add none is recorded as
+// seeded without draining the runner (the live store holds it already).
+type Planner interface {
+	PathsToAdd(ctx context.Context) (int, error)
+}
+
 // CommitReport is what a commit changed in the live store.
 type CommitReport struct {
 	// PathsAdded and BytesAdded count the store paths moved in.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -103,6 +104,9 @@ type fakeStager struct {
 	stageErr   map[string]error
 	commitErr  map[string]error
 	commitHook func(ctx context.Context, digest string)
+	// pending, when set, makes staged stores Planners that would add this
+	// many paths; a negative count fails the plan.
+	pending map[string]int
 }
 
 func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
@@ -111,7 +115,21 @@ func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
 	if err := f.stageErr[d]; err != nil {
 		return nil, err
 	}
+	if f.pending != nil {
+		return &plannedStaged{fakeStaged{f: f, digest: d}}, nil
+	}
 	return &fakeStaged{f: f, digest: d}, nil
+}
+
+type plannedStaged struct{ fakeStaged }
+
+func (s *plannedStaged) PathsToAdd(context.Context) (int, error) {
+	s.f.calls.add("plan %s", s.digest)
+	n := s.f.pending[s.digest]
+	if n < 0 {
+		return 0, errors.New("reading the live db: locked")
+	}
+	return n, nil
 }
 
 type fakeStaged struct {

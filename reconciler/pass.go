@@ -97,10 +97,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		return
 	}
 
-	if p.step(ctx, "preflight", "", r.opts.Runner.Preflight) != nil {
-		return
-	}
-	staged := p.stage(ctx, missing)
+	staged, held := p.stage(ctx, missing)
 	defer func() {
 		for _, s := range staged {
 			if err := s.Close(); err != nil {
@@ -109,6 +106,17 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		}
 	}()
 	if len(staged) == 0 {
+		// Nothing to commit: the runner keeps running; config.toml may
+		// pin a digest seeded just now (the runner re-reads it).
+		if held > 0 {
+			p.configure(ctx, desired)
+		}
+		if len(p.errs) == 0 {
+			p.set(func(rep *Report) { rep.Result = ResultOK })
+		}
+		return
+	}
+	if p.step(ctx, "preflight", "", r.opts.Runner.Preflight) != nil {
 		return
 	}
 

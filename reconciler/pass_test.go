@@ -18,9 +18,8 @@ func TestPassSeedsMissingDigests(t *testing.T) {
 	rep := rec.Once(context.Background(), manual)
 
 	want := []string{
-		"preflight",
 		"stage nixos/nix@" + dA, "stage nixos/nix@" + dB,
-		"pause", "wait-idle", "stop",
+		"preflight", "pause", "wait-idle", "stop",
 		"commit " + dA, "commit " + dB,
 		"configure", "config /srv/nix-backup nixos/nix@" + dB,
 		"start", "running?", "unpause",
@@ -42,7 +41,7 @@ func TestPassSeedsMissingDigests(t *testing.T) {
 	for _, s := range rep.Steps {
 		names = append(names, s.Name)
 	}
-	wantSteps := []string{"read-pins", "preflight", "stage", "stage", "pause", "wait-idle", "stop", "commit", "commit", "configure", "start", "running", "unpause"}
+	wantSteps := []string{"read-pins", "stage", "stage", "preflight", "pause", "wait-idle", "stop", "commit", "commit", "configure", "start", "running", "unpause"}
 	if diff := cmp.Diff(wantSteps, names); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
@@ -225,11 +224,13 @@ func TestTerminalStageFailureStallsUntilExplicit(t *testing.T) {
 	}
 }
 
+// digests returns the seeded digests, sorted.
 func digests(s []Seeded) []string {
 	var out []string
 	for _, x := range s {
 		out = append(out, x.Digest)
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -247,4 +248,38 @@ func TestStateDirIsExclusive(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	again.Close()
+}
+
+// TestPassSkipsDrainForHeldStores: a staged store whose commit would add
+// nothing is recorded as seeded without touching the runner; one that
+// would add paths is committed as usual.
+func TestPassSkipsDrainForHeldStores(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		pending   map[string]int
+		wantStops int
+	}{
+		{"both held", map[string]int{dA: 0, dB: 0}, 0},
+		{"one new", map[string]int{dA: 0, dB: 4}, 1},
+		{"planning fails", map[string]int{dA: -1, dB: 0}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.stager.pending = tc.pending
+			rec := r.reconciler(t)
+			rep := rec.Once(context.Background(), manual)
+			if rep.Result != ResultOK {
+				t.Errorf("result %s %q", rep.Result, rep.Error)
+			}
+			if got := r.calls.count("stop"); got != tc.wantStops {
+				t.Errorf("stop called %d times, want %d (calls %v)", got, tc.wantStops, r.calls.list())
+			}
+			if diff := cmp.Diff([]string{dA, dB}, digests(rec.Status().Seeded)); diff != "" {
+				t.Errorf("seeded (-want +got):\n%s", diff)
+			}
+			if !slices.Contains(r.calls.list(), "config /srv/nix-backup nixos/nix@"+dB) {
+				t.Errorf("config.toml not pinned: %v", r.calls.list())
+			}
+		})
+	}
 }

@@ -6,8 +6,9 @@ import (
 )
 
 // stage stages every missing digest; the runner is still busy meanwhile.
-func (p *passRun) stage(ctx context.Context, missing []string) []Staged {
-	var staged []Staged
+// It returns the staged stores that need a commit, and how many digests it
+// recorded as seeded at once because their commit would add nothing.
+func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged, held int) {
 	for _, d := range missing {
 		var s Staged
 		err := p.step(ctx, "stage", d, func(ctx context.Context) error {
@@ -22,9 +23,38 @@ func (p *passRun) stage(ctx context.Context, missing []string) []Staged {
 			p.noteStalled(d, err)
 			continue
 		}
+		if p.alreadyHeld(ctx, s) {
+			held++
+			if err := s.Close(); err != nil {
+				p.r.log.Warn("discarding staged store", "digest", d, "err", err)
+			}
+			continue
+		}
 		staged = append(staged, s)
 	}
-	return staged
+	return staged, held
+}
+
+// alreadyHeld records s as seeded when it says its commit would add no
+// path. A store that cannot tell is committed as usual.
+func (p *passRun) alreadyHeld(ctx context.Context, s Staged) bool {
+	pl, ok := s.(Planner)
+	if !ok {
+		return false
+	}
+	start := p.r.opts.Now()
+	n, err := pl.PathsToAdd(ctx)
+	step := Step{Name: "plan", Digest: s.Digest(), Started: start, Seconds: seconds(p.r.opts.Now().Sub(start))}
+	if err != nil {
+		p.r.log.Warn("planning the commit; committing as usual", "digest", s.Digest(), "err", err)
+		step.Error = err.Error()
+	}
+	p.set(func(rep *Report) { rep.Steps = append(rep.Steps, step) })
+	if err != nil || n > 0 {
+		return false
+	}
+	p.seeded(s.Digest(), CommitReport{})
+	return true
 }
 
 // drain pauses the runner and waits until it runs no jobs, bounded by the
@@ -55,7 +85,6 @@ func (p *passRun) drain(ctx context.Context) bool {
 // commit merges one staged store and records its digest as seeded, in
 // state first thing after the commit succeeded (never before).
 func (p *passRun) commit(ctx context.Context, s Staged) {
-	r := p.r
 	d := s.Digest()
 	var cr CommitReport
 	err := p.step(ctx, "commit", d, func(ctx context.Context) error {
@@ -70,6 +99,12 @@ func (p *passRun) commit(ctx context.Context, s Staged) {
 		p.noteStalled(d, err)
 		return
 	}
+	p.seeded(d, cr)
+}
+
+// seeded records d as seeded: in state, written at once, then in the report.
+func (p *passRun) seeded(d string, cr CommitReport) {
+	r := p.r
 	r.mu.Lock()
 	r.state.addSeeded(Seeded{Digest: d, Ref: p.ref(d), At: r.opts.Now(), Run: p.rep.ID})
 	delete(r.state.Stalled, d)

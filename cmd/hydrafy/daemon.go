@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
-	"gitlab.com/hydrafy/hydrafy/bot/propose"
+	"gitlab.com/hydrafy/hydrafy/bot"
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
@@ -91,15 +90,15 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 	if err != nil {
 		return nil, err
 	}
+	b, err := bot.New(cfg, log, bot.Options{GitLab: gl})
+	if err != nil {
+		return nil, fmt.Errorf("watcher: %w", err)
+	}
 	return &daemon{
 		gl:      gl,
 		rec:     rec,
 		metrics: metrics,
-		watcher: &watchProposer{
-			cfg:      cfg,
-			log:      log,
-			proposer: propose.New(gl, propose.OptionsFrom(cfg), log),
-		},
+		watcher: botWatcher{bot: b},
 		checks: []server.Check{
 			{Name: "gitlab", Check: func(ctx context.Context) error {
 				_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
@@ -108,30 +107,4 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 			server.DirCheck(storeDir),
 		},
 	}, nil
-}
-
-// writeFileAtomic replaces path with data: a temp file in the same dir,
-// fsync, rename.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

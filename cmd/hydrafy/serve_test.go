@@ -295,7 +295,7 @@ func TestMergeWebhookReconciles(t *testing.T) {
 	for _, s := range rep.Steps {
 		names = append(names, s.Name)
 	}
-	if got, want := strings.Join(names, " "), "read-pins preflight stage pause wait-idle stop commit configure start running unpause"; got != want {
+	if got, want := strings.Join(names, " "), "read-pins stage preflight pause wait-idle stop commit configure start running unpause"; got != want {
 		t.Errorf("steps = %s, want %s", got, want)
 	}
 	if rep.DowntimeSeconds <= 0 {
@@ -358,6 +358,13 @@ func TestServeRefusesWithoutSecret(t *testing.T) {
 }
 
 type statusJSON struct {
+	Tracked  string `json:"tracked_digest"`
+	Projects []struct {
+		Path         string `json:"path"`
+		MergeRequest *struct {
+			IID int `json:"iid"`
+		} `json:"merge_request"`
+	} `json:"projects"`
 	Seeded  []reconciler.Seeded `json:"seeded"`
 	Current *reconciler.Report  `json:"current"`
 	Queued  bool                `json:"queued"`
@@ -379,6 +386,26 @@ func waitStatus(t *testing.T, base, what string, cond func(statusJSON) bool) sta
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("never reached %s; status:\n%s", what, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getStatus(t *testing.T, base string) statusJSON {
+	t.Helper()
+	var s statusJSON
+	if err := json.Unmarshal([]byte(httpGet(t, base+"/status")), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -23,7 +23,10 @@ type storeStager struct {
 	log         *slog.Logger
 }
 
-var _ reconciler.Stager = (*storeStager)(nil)
+var (
+	_ reconciler.Stager  = (*storeStager)(nil)
+	_ reconciler.Planner = (*storeStaged)(nil)
+)
 
 // Stage pulls, extracts and verifies ref's store into a staging dir inside
 // the live store dir (same filesystem: the commit renames paths in).
@@ -61,6 +64,17 @@ func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, erro
 		return reconciler.CommitReport{}, err
 	}
 	return reconciler.CommitReport{PathsAdded: len(rep.Added), BytesAdded: rep.AddedBytes}, nil
+}
+
+// PathsToAdd counts the paths a commit would add, with a dry-run merge
+// (no lock, read-only live db): an image whose store the live store holds
+// already needs no drain.
+func (g *storeStaged) PathsToAdd(ctx context.Context) (int, error) {
+	rep, err := store.Merge(ctx, g.s.live, g.st.Dir, store.MergeOptions{DryRun: true, Log: g.s.log})
+	if err != nil {
+		return 0, err
+	}
+	return len(rep.Added), nil
 }
 
 // Close removes the staging dir.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,12 +33,13 @@ func pushRelease(t *testing.T, host, version string) (string, []string) {
 	return nixtest.PushIndex(t, host+"/nixos/nix:"+version, idx), nixtest.Paths(t, root)
 }
 
-// TestMergeWebhookMergesStore is the whole loop with the real store: the
-// live store holds release A's store (seeded with `hydrafy seed`); a merge
-// request pinning release B is merged; the daemon stages B from the
-// registry, drains and stops the stand-in, merges B's paths into the live
-// store (Nix verifies the result: A's and B's paths, nothing lost), pins
-// config.toml to B and starts the runner again.
+// TestMergeWebhookMergesStore is the whole loop with the real parts: the
+// live store holds release A's store (seeded with `hydrafy seed`); the
+// daemon's scheduled watch pass sees the tracked tag at release B and opens
+// a merge request pinning it; a maintainer merges it; the webhook makes the
+// daemon stage B from the registry, drain and stop the stand-in, merge B's
+// paths into the live store (Nix verifies the result: A's and B's paths,
+// nothing lost), pin config.toml to B and start the runner again.
 func TestMergeWebhookMergesStore(t *testing.T) {
 	host := nixtest.Registry(t)
 	digestA, pathsA := pushRelease(t, host, "2.24.9")
@@ -49,19 +52,41 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
 		}
 	})
+	e.cfg.Watch.Tag = "2.25.0"
+	e.cfg.Watch.Settle = 0
+	e.cfg.Watch.Schedule = "@every 1s"
 	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.serve(t, stager)
 
-	// The start-up pass records A, which the live store already holds.
+	// The start-up pass records A, which the live store already holds,
+	// without stopping the runner.
 	first := e.seedingRun(t, digestA)
 	if first.Result != reconciler.ResultOK || len(first.Commits) != 1 || first.Commits[0].PathsAdded != 0 {
 		t.Fatalf("start-up pass: %+v", first)
 	}
+	for _, s := range first.Steps {
+		if s.Name == "stop" || s.Name == "pause" {
+			t.Errorf("start-up pass drained the runner for a store it holds: %+v", first.Steps)
+		}
+	}
 
-	e.mergePin(t, "build:\n  image: "+repo+"@"+digestB+"\n")
+	// The watch pass proposes B; /status shows the tracked digest and the
+	// merge request.
+	var st statusJSON
+	waitFor(t, "the proposal of B", func() bool {
+		st = getStatus(t, e.base)
+		return st.Tracked == digestB && len(st.Projects) == 1 && st.Projects[0].MergeRequest != nil
+	})
+	mrs := e.emu.MergeRequests("group/app")
+	if len(mrs) != 1 || mrs[0].State != "opened" {
+		t.Fatalf("merge requests %+v, want the proposal open", mrs)
+	}
+	if _, err := e.emu.Merge("group/app", mrs[0].IID, "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
 	rep := e.seedingRun(t, digestB)
 	if rep.Result != reconciler.ResultOK {
 		t.Fatalf("pass after the merge: %+v", rep)
@@ -82,5 +107,17 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}
 	e.checkRestarted(t, repo+"@"+digestB)
+	metrics := httpGet(t, e.base+"/metrics")
+	for _, want := range []string{
+		`hydrafy_merge_requests_total{action="opened"} 1`,
+		"hydrafy_digest_changes_total 1",
+		`hydrafy_reconciles_total{result="ok"}`,
+		"hydrafy_runner_downtime_seconds_count 1",
+		"hydrafy_store_paths_added_total " + strconv.Itoa(added),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	t.Logf("runner downtime %.3fs for %d paths", rep.DowntimeSeconds, added)
 }
