@@ -11,13 +11,20 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
-const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace] [--quiet]
+const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace | --dry-run] [--lock-timeout D] [--quiet]
 
 Copies IMAGE's Nix store (nix/store and nix/var/nix/db) into DIR, checking
 every store path's NAR hash against the image's db. DIR appears only when
-complete; on failure it is left as it was.`
+complete; on failure it is left as it was.
+
+When DIR already holds a store, the image's paths are merged into it: the
+store keeps every path it has (old images' paths, build results) and gains
+the image's. Layers whose store paths DIR already holds are not pulled.
+The merge and --replace wait up to --lock-timeout for every Nix process
+to close the store (the exclusive flock on nix/var/nix/db/big-lock).`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", stderr)
@@ -25,36 +32,63 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, seedUsage)
 		fs.PrintDefaults()
 	}
-	store := fs.String("store", "", "store dir: gets nix/store and nix/var/nix/db")
+	dir := fs.String("store", "", "store dir: gets nix/store and nix/var/nix/db")
 	platform := fs.String("platform", "", "os/arch to pick from a multi-arch image (default linux/<host arch>)")
 	replace := fs.Bool("replace", false, "swap a store already in DIR for exactly the image's store")
 	quiet := fs.Bool("quiet", false, "no progress and no summary")
+	dryRun := fs.Bool("dry-run", false, "print what a merge into DIR would add and change nothing")
+	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *store == "" {
+	if len(pos) != 1 || *dir == "" {
 		fs.Usage()
 		return errUsage
 	}
 	o := seed.Options{
-		Store:   *store,
-		Replace: *replace,
-		Image:   image.Options{Platform: *platform},
-		Log:     slog.New(slog.NewTextHandler(stderr, nil)),
+		Store:       *dir,
+		Replace:     *replace,
+		DryRun:      *dryRun,
+		LockTimeout: *lockTimeout,
+		Image:       image.Options{Platform: *platform},
+		Log:         slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if !*quiet && terminal(stderr) {
 		o.Image.Progress = stderr
+		o.Progress = stderr
 	}
 	res, err := seed.Seed(ctx, pos[0], o)
 	if err != nil {
 		return err
 	}
-	if !*quiet {
+	switch {
+	case *dryRun:
+		m := res.Merge
+		fmt.Fprintf(stdout, "dry run: merging %s (%s) into %s would add %d paths (%.1f MB), %d already valid\n",
+			res.Ref, res.Digest, res.Store, len(m.Added), float64(m.AddedBytes)/1e6, m.AlreadyValid)
+		for _, p := range m.Added {
+			fmt.Fprintf(stdout, "  %s\n", p)
+		}
+		printConflicts(stdout, m)
+	case *quiet:
+	case res.Merge != nil:
+		m := res.Merge
+		fmt.Fprintf(stdout, "seeded %s (%s) into %s: merged, %d paths added (%.1f MB), %d already valid, %d layers reused, %.1f s\n",
+			res.Ref, res.Digest, res.Store, len(m.Added), float64(m.AddedBytes)/1e6, m.AlreadyValid, res.LayersSkipped, res.Elapsed.Seconds())
+		printConflicts(stdout, m)
+	default:
 		fmt.Fprintf(stdout, "seeded %s (%s) into %s: %s, %d paths, %.1f MB, %.1f s\n",
 			res.Ref, res.Digest, res.Store, res.How, res.Paths, float64(res.Bytes)/1e6, res.Elapsed.Seconds())
 	}
 	return nil
+}
+
+// printConflicts lists the paths whose hash differs between store and image.
+func printConflicts(w io.Writer, m *store.MergeReport) {
+	for _, c := range m.HashConflicts {
+		fmt.Fprintf(w, "warning: %s differs from the image's (live %s, image %s); kept the store's\n", c.Path, c.LiveHash, c.ImageHash)
+	}
 }
 
 // terminal reports whether w is a terminal.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // Options configure a seed.
@@ -22,6 +24,15 @@ type Options struct {
 	Store string
 	// Replace swaps an existing store for exactly the image's store.
 	Replace bool
+	// DryRun reports what a merge into the store at Store would add and
+	// changes nothing (the image is staged in the temp dir and removed).
+	// It needs a store dir that holds a store, and no Replace.
+	DryRun bool
+	// LockTimeout bounds the wait for the store's big-lock before a merge
+	// or a replace (store.DefaultLockTimeout when zero).
+	LockTimeout time.Duration
+	// Progress receives the merge's step lines; nil discards them.
+	Progress io.Writer
 	// Image tunes the pull; its StageIn is set by Seed.
 	Image image.Options
 	// Log receives warnings; nil discards them.
@@ -46,6 +57,10 @@ type Result struct {
 	Paths                 int
 	Bytes                 int64
 	Elapsed               time.Duration
+	// Merge is the merge's report (How == Merged, or a dry run).
+	Merge *store.MergeReport
+	// LayersSkipped counts layers not pulled because the store held their paths.
+	LayersSkipped int
 }
 
 // Seed pulls ref's store into o.Store. A missing or store-less DIR gets
@@ -61,7 +76,12 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.holdsStore && !o.Replace {
+	switch {
+	case o.DryRun && o.Replace:
+		return nil, errors.New("--dry-run shows what a merge would add; it does not go with --replace")
+	case o.DryRun && !t.holdsStore:
+		return nil, fmt.Errorf("--dry-run shows what a merge would add, and %s holds no store to merge into", t.dir)
+	case t.holdsStore && !o.Replace:
 		return merge(ctx, ref, t.dir, o)
 	}
 	pull := o.Image
@@ -78,8 +98,20 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	how := Fresh
 	if t.holdsStore {
 		how = Replaced
+		// No Nix process may have the old store open while it is swapped.
+		unlock, err := store.Lock(ctx, t.dir, o.LockTimeout)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
 	if err := install(ctx, st, t); err != nil {
+		return nil, err
+	}
+	if err := store.ResetLayers(t.dir); err != nil {
+		return nil, err
+	}
+	if err := store.RecordLayers(t.dir, imageName(st), store.HistoryLayers(st.Layers, st.Config)); err != nil {
 		return nil, err
 	}
 	return &Result{

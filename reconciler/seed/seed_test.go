@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // layout lists the directories of dir down to depth 4 and every other
@@ -63,6 +65,8 @@ func TestSeedFresh(t *testing.T) {
 	for _, e := range db {
 		store = append(store, "nix/var/nix/db/"+e.Name())
 	}
+	// The layer records of the store (DIR/.hydrafy/layers.json) come first.
+	store = append([]string{".hydrafy", ".hydrafy/layers.json"}, store...)
 	for _, tc := range []struct {
 		name    string
 		prepare func(dir string) error
@@ -70,7 +74,7 @@ func TestSeedFresh(t *testing.T) {
 	}{
 		{"missing dir", func(string) error { return nil }, store},
 		{"empty dir", func(dir string) error { return os.Mkdir(dir, 0o755) }, store},
-		{"dir with other state", func(dir string) error { return os.MkdirAll(filepath.Join(dir, ".hydrafy"), 0o755) }, append([]string{".hydrafy"}, store...)},
+		{"dir with other state", func(dir string) error { return os.MkdirAll(filepath.Join(dir, ".hydrafy"), 0o755) }, store},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "nix-backup")
@@ -107,12 +111,13 @@ func TestSeedReplace(t *testing.T) {
 	if _, err := seed.Seed(context.Background(), host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir)
-	_, err := seed.Seed(context.Background(), host+"/nixos/nix:new", seed.Options{Store: dir})
-	if err == nil || !strings.Contains(err.Error(), "already holds a Nix store") {
-		t.Fatalf("seed into a store without --replace: err = %v", err)
+	cache := nixtest.Add(t, dir, t.TempDir())
+	if _, err := seed.Seed(context.Background(), host+"/nixos/nix:new", seed.Options{Store: dir}); err != nil {
+		t.Fatalf("seed into a store without --replace (a merge): %v", err)
 	}
-	sameTree(t, "the store dir", before, snapshot(t, dir))
+	if !slices.Contains(nixtest.Paths(t, dir), cache) {
+		t.Fatalf("the merge lost %s", cache)
+	}
 
 	res, err := seed.Seed(context.Background(), host+"/nixos/nix:new", seed.Options{Store: dir, Replace: true})
 	if err != nil {
@@ -121,8 +126,12 @@ func TestSeedReplace(t *testing.T) {
 	if res.How != seed.Replaced {
 		t.Errorf("how = %s, want replaced", res.How)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 || entries[0].Name() != "nix" {
-		t.Errorf("store dir holds %v, want only nix (the old store removed)", entries)
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 || entries[0].Name() != ".hydrafy" || entries[1].Name() != "nix" {
+		t.Errorf("store dir holds %v, want only .hydrafy and nix (the old store removed)", entries)
+	}
+	images, err := store.SeededImages(dir)
+	if err != nil || len(images) != 1 || !strings.HasSuffix(images[0], "@"+res.Digest) {
+		t.Errorf("seeded images after --replace: %v, %v; want the new image only", images, err)
 	}
 	if diff := cmp.Diff(newPaths, nixtest.Verify(t, dir)); diff != "" {
 		t.Errorf("replaced store's paths (-want +got):\n%s", diff)

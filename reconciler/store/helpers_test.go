@@ -31,6 +31,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if db := os.Getenv(envWALDB); db != "" {
+		childWAL(db, os.Getenv(envWALSQL))
+	}
 	if live := os.Getenv(envLive); live != "" {
 		os.Exit(childMerge(live, os.Getenv(envStaged), os.Getenv(envCrash)))
 	}

@@ -17,8 +17,12 @@ const lockPoll = 100 * time.Millisecond
 // Lock takes the exclusive flock on liveDir's db/big-lock, which succeeds
 // only when no Nix process has the store open (every Nix process holds it
 // shared for its lifetime). It polls until timeout and then fails with a
-// message saying so. The returned unlock releases the lock.
+// message saying so; zero or less means DefaultLockTimeout. The returned
+// unlock releases the lock.
 func Lock(ctx context.Context, liveDir string, timeout time.Duration) (unlock func() error, err error) {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
 	name := filepath.Join(dbPath(liveDir), "big-lock")
 	// Nix creates big-lock 0600 when it first opens the store.
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)

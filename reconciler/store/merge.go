@@ -171,7 +171,7 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 		}
 	}
 	rep.Duration = time.Since(start)
-	log.Info("merged image store", "added", len(rep.Added), "bytes", rep.AddedBytes, "already_valid", rep.AlreadyValid,
+	log.Debug("merged image store", "added", len(rep.Added), "bytes", rep.AddedBytes, "already_valid", rep.AlreadyValid,
 		"conflicts", len(rep.HashConflicts), "replaced", len(rep.Replaced), "adopted", len(rep.Adopted), "duration", rep.Duration)
 	fmt.Fprintf(progress, "added %d paths (%s) in %v\n", len(rep.Added), size(rep.AddedBytes), rep.Duration.Round(time.Millisecond))
 	return rep, nil

@@ -182,7 +182,7 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 			if err := removeTree(filepath.Join(staged, newPath)); err != nil {
 				t.Fatal(err)
 			}
-		}, "the image store lacks " + newPath},
+		}, "stage the image again: " + newPath},
 		{"not a store path", func(t *testing.T, staged string) {
 			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
 		}, "not a store path"},
@@ -201,4 +201,23 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 			assertUnchanged(t, before, live)
 		})
 	}
+}
+
+// TestMergeRefusesOtherFilesystem refuses a staged store that paths cannot
+// be renamed from (here on /dev/shm), before any change.
+func TestMergeRefusesOtherFilesystem(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	shm, err := os.MkdirTemp("/dev/shm", "staged-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeTree(shm) })
+	staged := filepath.Join(shm, "root")
+	copyTree(t, template(t, "go-b", goStore(releaseB)), staged)
+	before := snapshot(t, live)
+	_, err = Merge(context.Background(), live, staged, MergeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "another filesystem") {
+		t.Fatalf("merge from another filesystem: %v", err)
+	}
+	assertUnchanged(t, before, live)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nix-community/go-nix/pkg/nar"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 )
 
 // trashPrefix names entries of the live nix/store being deleted. Nix
@@ -26,6 +27,12 @@ func checkStorePath(p string) error {
 	}
 	return nil
 }
+
+// ErrStagedMissing marks a merge stopped (before any change) because the
+// staged store lacks a path the live store does not hold either: its layer
+// was skipped while the path was valid, or the staged dir was damaged.
+// Staging again without skipping layers fixes it.
+var ErrStagedMissing = errors.New("the image store lacks a path to add: stage the image again")
 
 type moveKind int
 
@@ -51,6 +58,11 @@ type move struct {
 // copy is gone (renamed in by that merge), registered if its NAR hash is
 // the image's.
 func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
+	if len(add) > 0 {
+		if err := sameFilesystem(storePath(liveDir), storePath(stagedDir)); err != nil {
+			return nil, err
+		}
+	}
 	moves := make([]move, 0, len(add))
 	for _, r := range add {
 		src, dst := filepath.Join(stagedDir, r.path), filepath.Join(liveDir, r.path)
@@ -73,14 +85,29 @@ func prepareMoves(liveDir, stagedDir string, add []row) ([]move, error) {
 				return nil, err
 			}
 			if h != r.hash {
-				return nil, fmt.Errorf("the image store lacks %s and the unregistered %s has hash %s, not the image's %s: stage the image again", r.path, dst, h, r.hash)
+				return nil, fmt.Errorf("%w: %s (and the unregistered %s has hash %s, not the image's %s)", ErrStagedMissing, r.path, dst, h, r.hash)
 			}
 			moves = append(moves, move{r.path, moveAdopt})
 		default:
-			return nil, fmt.Errorf("the image store lacks %s, which the live store does not hold (was it deleted since staging?): stage the image again", r.path)
+			return nil, fmt.Errorf("%w: %s, which the live store does not hold (collected as garbage since staging?)", ErrStagedMissing, r.path)
 		}
 	}
 	return moves, nil
+}
+
+// sameFilesystem refuses a staged store that paths cannot be renamed from.
+func sameFilesystem(live, staged string) error {
+	var a, b unix.Stat_t
+	if err := unix.Stat(live, &a); err != nil {
+		return fmt.Errorf("checking %s: %w", live, err)
+	}
+	if err := unix.Stat(staged, &b); err != nil {
+		return fmt.Errorf("checking %s: %w", staged, err)
+	}
+	if a.Dev != b.Dev {
+		return fmt.Errorf("the staged store %s is on another filesystem than the live store %s: stage it inside the store dir", staged, live)
+	}
+	return nil
 }
 
 func (m move) apply(liveDir, stagedDir string) error {

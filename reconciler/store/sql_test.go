@@ -31,3 +31,17 @@ func hashOf(t testing.TB, root, path string) string {
 	}
 	return h
 }
+
+func narSizeOf(t testing.TB, root, path string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+dbFile(root)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRow(`select narSize from ValidPaths where path = ?`, path).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

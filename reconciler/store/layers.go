@@ -1,0 +1,148 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// stateDir is hydrafy's own state next to the store: DIR/.hydrafy.
+const stateDir = ".hydrafy"
+
+// Layer is one image layer merged into a store: its digest and the store
+// paths its image history lists (none for the top layer).
+type Layer struct {
+	Digest string   `json:"digest"`
+	Paths  []string `json:"paths,omitempty"`
+}
+
+// layerFile is DIR/.hydrafy/layers.json.
+type layerFile struct {
+	// Layers maps every merged layer digest to its store paths.
+	Layers map[string][]string `json:"layers"`
+	// Images maps each seeded image (as given: ref@digest) to its layers.
+	Images map[string]imageRecord `json:"images"`
+}
+
+type imageRecord struct {
+	Layers   []string  `json:"layers"`
+	Recorded time.Time `json:"recorded"`
+}
+
+func layerFileName(liveDir string) string {
+	return filepath.Join(liveDir, stateDir, "layers.json")
+}
+
+func readLayerFile(liveDir string) (*layerFile, error) {
+	lf := &layerFile{Layers: map[string][]string{}, Images: map[string]imageRecord{}}
+	b, err := os.ReadFile(layerFileName(liveDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return lf, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading layer records: %w", err)
+	}
+	if err := json.Unmarshal(b, lf); err != nil {
+		return nil, fmt.Errorf("reading layer records %s: %w", layerFileName(liveDir), err)
+	}
+	if lf.Layers == nil {
+		lf.Layers = map[string][]string{}
+	}
+	if lf.Images == nil {
+		lf.Images = map[string]imageRecord{}
+	}
+	return lf, nil
+}
+
+// write replaces the file atomically: a crash leaves the old or the new one.
+func (lf *layerFile) write(liveDir string) error {
+	name := layerFileName(liveDir)
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	b, err := json.MarshalIndent(lf, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".layers-*.json")
+	if err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return fmt.Errorf("writing layer records: %w", err)
+	}
+	return nil
+}
+
+// RecordLayers records that image (a reference with its digest) and its
+// layers are in the store at liveDir. Call it after a successful merge or
+// install; a crash before it only costs a download next time.
+func RecordLayers(liveDir, image string, layers []Layer) error {
+	lf, err := readLayerFile(liveDir)
+	if err != nil {
+		return err
+	}
+	rec := imageRecord{Recorded: time.Now().UTC()}
+	for _, l := range layers {
+		paths := append([]string(nil), l.Paths...)
+		sort.Strings(paths)
+		lf.Layers[l.Digest] = paths
+		rec.Layers = append(rec.Layers, l.Digest)
+	}
+	lf.Images[image] = rec
+	return lf.write(liveDir)
+}
+
+// ResetLayers forgets every record of liveDir: after --replace the store
+// holds one image only.
+func ResetLayers(liveDir string) error {
+	err := os.Remove(layerFileName(liveDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("resetting layer records: %w", err)
+	}
+	return nil
+}
+
+// MergedLayers returns the layer digests recorded for liveDir, each with
+// the store paths its history listed.
+func MergedLayers(liveDir string) (map[string][]string, error) {
+	lf, err := readLayerFile(liveDir)
+	if err != nil {
+		return nil, err
+	}
+	return lf.Layers, nil
+}
+
+// SeededImages returns the images recorded for liveDir, sorted.
+func SeededImages(liveDir string) ([]string, error) {
+	lf, err := readLayerFile(liveDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(lf.Images))
+	for img := range lf.Images {
+		out = append(out, img)
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+)
+
+const (
+	envWALDB  = "HYDRAFY_TEST_WAL_DB"
+	envWALSQL = "HYDRAFY_TEST_WAL_SQL"
+)
+
+// childWAL runs a statement on a db with checkpoints off and kills itself
+// before closing: the committed row is left in the -wal file only.
+func childWAL(db, stmt string) {
+	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(0)")
+	if err == nil {
+		_, err = conn.Exec(stmt)
+	}
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+}
+
+// cachePath makes a content-addressed path in a scratch store with Nix,
+// moves its tree into live's store, and returns it with the statement that
+// registers it.
+func cachePath(t *testing.T, live, name string) (string, string) {
+	t.Helper()
+	scratch := template(t, "nix-empty-"+name, func(t testing.TB, root string) {
+		addCache(t, root, name)
+	})
+	p := nixtest.Paths(t, scratch)[0]
+	copyTree(t, filepath.Join(scratch, p), filepath.Join(live, p))
+	h, n := hashOf(t, scratch, p), narSizeOf(t, scratch, p)
+	return p, fmt.Sprintf("insert into ValidPaths (path, hash, registrationTime, narSize) values ('%s', '%s', 1, %d)", p, h, n)
+}
+
+// TestMergeWAL merges into a live db whose newest rows are only in the
+// WAL: one written through a connection still open, one by a process
+// killed before it could checkpoint. No row is lost.
+func TestMergeWAL(t *testing.T) {
+	ctx := context.Background()
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	db := dbFile(live)
+
+	// A writer killed with its row in the WAL (-wal and -shm stay).
+	killed, stmt := cachePath(t, live, "killed-writer")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envWALDB+"="+db, envWALSQL+"="+stmt)
+	if err := cmd.Run(); err == nil {
+		t.Fatal("the WAL writer was not killed")
+	}
+	// A writer that keeps its connection open.
+	open, stmt := cachePath(t, live, "open-writer")
+	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec(stmt); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(db + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("no WAL content to merge with: %v", err)
+	}
+
+	rep, err := Merge(ctx, live, staged, MergeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Added) != 3 {
+		t.Errorf("added %d paths, want 3", len(rep.Added))
+	}
+	if _, err := os.Stat(db + "-wal"); err != nil {
+		t.Errorf("the -wal file that was there is gone: %v", err)
+	}
+	conn.Close()
+	got := nixtest.Verify(t, live)
+	want := union(storePaths(releaseA), storePaths(releaseB), []string{killed, open})
+	if !slices.Equal(want, got) {
+		t.Errorf("valid paths: %d, want %d (old, new and both WAL rows)", len(got), len(want))
+	}
+}
+
+// TestMergeKeepsDBModes leaves owner and mode of the db as they were, and
+// the -shm file SQLite creates gets the db's (an empty, persistent -wal
+// is there, as Nix may leave it).
+func TestMergeKeepsDBModes(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	db := dbFile(live)
+	os.Remove(db + "-shm")
+	if err := os.WriteFile(db+"-wal", nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{db, db + "-wal"} {
+		if err := os.Chown(name, 30001, 30000); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(name, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{db, db + "-wal", db + "-shm"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o640 || st.Uid != 30001 || st.Gid != 30000 {
+			t.Errorf("%s: mode %v owner %d:%d, want -rw-r----- 30001:30000", name, fi.Mode(), st.Uid, st.Gid)
+		}
+	}
+	nixtest.Verify(t, live)
+}
