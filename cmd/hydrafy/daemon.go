@@ -20,9 +20,9 @@ import (
 // The runner package's Runner is what the reconciler drives.
 var _ reconciler.Runner = (*runner.Runner)(nil)
 
-// newStager returns the store's stager: it pulls, extracts and verifies an
-// image's store next to cfg.Store.Dir, and commits it into the live store
-// under the big-lock. The store package plugs in here.
+// newStager returns the store's stager (stager.go): it pulls, extracts and
+// verifies an image's store inside cfg.Store.Dir, and commits it into the
+// live store under the big-lock.
 func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
 	live, err := filepath.Abs(cfg.Store.Dir)
 	if err != nil {
