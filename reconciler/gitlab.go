@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -18,9 +17,9 @@ var _ Repo = GitLabRepo{}
 
 // DefaultBranch returns the project's default branch.
 func (g GitLabRepo) DefaultBranch(ctx context.Context, project string) (string, error) {
-	p, _, err := g.Client.Projects.GetProject(project, nil, gitlab.WithContext(ctx))
+	p, resp, err := g.Client.Projects.GetProject(project, nil, gitlab.WithContext(ctx))
 	if err != nil {
-		return "", fmt.Errorf("getting project %s: %w", project, classify(err))
+		return "", fmt.Errorf("getting project %s: %w", project, classify(resp, err))
 	}
 	if p.DefaultBranch == "" {
 		return "", fmt.Errorf("project %s has no default branch", project)
@@ -35,16 +34,16 @@ func (g GitLabRepo) ReadFile(ctx context.Context, project, file, ref string) ([]
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", file, classify(err))
+		return nil, fmt.Errorf("reading %s: %w", file, classify(resp, err))
 	}
 	return b, nil
 }
 
-// classify marks the API answers that retrying cannot fix.
-func classify(err error) error {
-	var resp *gitlab.ErrorResponse
-	if errors.As(err, &resp) && resp.Response != nil {
-		switch resp.Response.StatusCode {
+// classify marks the API answers that retrying cannot fix: a token GitLab
+// refuses, a project it does not know.
+func classify(resp *gitlab.Response, err error) error {
+	if resp != nil && resp.Response != nil {
+		switch resp.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 			return Terminal(err)
 		}
