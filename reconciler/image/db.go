@@ -50,7 +50,7 @@ func (lx *layerExtract) dbFile(hdr *tar.Header, rel []string, r io.Reader) error
 	if err == nil {
 		err = f.Chmod(os.FileMode(hdr.Mode)&0o755 | 0o600)
 	}
-	if err == nil && lx.s.asRoot {
+	if err == nil && lx.s.chown {
 		err = f.Chown(0, 0)
 	}
 	if cerr := f.Close(); err == nil {

@@ -40,10 +40,14 @@
 //	symlinks, hardlinks, devices, subdirs in the db   fails
 //	absolute symlinks (/nix/store/…, /etc/…)          kept as they are, never followed
 //
-// Confinement does not rest on these checks alone: every file is created
-// through an os.Root opened on the staging dir, so no name or link can
-// reach outside it, and the extractor tracks what each store path already
-// holds so that it never writes through a symlink inside the root either.
+// Confinement does not rest on these checks alone. The staging dir is
+// opened as an os.Root, and its nix/store handle is taken through it;
+// below that, every directory handle is opened from its parent's handle
+// with O_NOFOLLOW, and every entry is created by a single-name *at call
+// (mkdirat, openat with O_CREAT|O_EXCL|O_NOFOLLOW, symlinkat, linkat), so
+// no name can climb out of the staging dir or pass through a symlink. The
+// extractor also tracks what each store path already holds, so an entry
+// below a symlink or a file is refused before any call is made.
 //
 // Layers may list parents after their children and hardlinks before their
 // targets: missing parents are created as directories (and a later header

@@ -1,7 +1,9 @@
 package image_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -44,13 +46,28 @@ func stage(t *testing.T, ref string, opts image.Options) (*image.Staged, error) 
 
 func TestStageVerifiesWithNix(t *testing.T) {
 	spec := synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 6, FilesPerPath: 5, FileSize: 3000})
+	// Store paths that are a single file or a single symlink, and one with
+	// more directories than the extractor keeps handles open for.
+	wide := synth.Path{Name: "wide-1.0"}
+	for i := 0; i < 300; i++ {
+		wide.Files = append(wide.Files, synth.File{Name: fmt.Sprintf("d%03d/sub/f", i), Data: fmt.Sprint(i)})
+	}
+	wide.Files = append(wide.Files, synth.File{Name: strings.Repeat("deep/", 40) + "f", Exec: true, Data: "deep"})
+	spec.Paths = append(spec.Paths,
+		synth.Path{Name: "hello.txt", Files: []synth.File{{Data: "hello\n"}}},
+		synth.Path{Name: "hello-link", Files: []synth.File{{Link: "@hello.txt@"}}},
+		wide)
 	img, want := nixImage(t, spec, "amd64")
 	host := nixtest.Registry(t)
 	digest := nixtest.PushImage(t, host+"/nixos/nix:2.24.9", img)
 
-	st, err := stage(t, host+"/nixos/nix:2.24.9", image.Options{Platform: "linux/amd64"})
+	var progress bytes.Buffer
+	st, err := stage(t, host+"/nixos/nix:2.24.9", image.Options{Platform: "linux/amd64", Progress: &progress})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("layers %d/%d, ", len(spec.Paths)+1, len(spec.Paths)+1); !strings.Contains(progress.String(), want) {
+		t.Errorf("progress %q lacks %q", progress.String(), want)
 	}
 	if st.Digest != digest || st.Manifest != digest {
 		t.Errorf("digests %s, %s; want %s", st.Digest, st.Manifest, digest)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -12,10 +14,14 @@ import (
 
 // stager is the state that the layer workers of one Stage share.
 type stager struct {
-	dir    string
-	root   *os.Root // the staging dir
-	store  *os.Root // its nix/store
-	asRoot bool
+	dir     string
+	root    *os.Root // the staging dir
+	storeF  *os.File // its nix/store, opened through root
+	storeFd int
+	// chown is set when running as root with a group other than 0: files
+	// are created as euid:egid and must become 0:0.
+	chown bool
+	umask int
 
 	written atomic.Int64
 	onWrite func(int64)
@@ -32,7 +38,12 @@ func newStager(parent string, layers int) (*stager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the staging dir: %w", err)
 	}
-	s := &stager{dir: dir, asRoot: os.Geteuid() == 0, claims: map[string]int{}, hashes: map[string]string{}, db: make([]*dbLayer, layers)}
+	// Exactly 0700: no setgid bit inherited from parent for the tree below.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		removeTree(dir)
+		return nil, fmt.Errorf("creating the staging dir: %w", err)
+	}
+	s := &stager{dir: dir, chown: os.Geteuid() == 0 && os.Getegid() != 0, umask: umask(), claims: map[string]int{}, hashes: map[string]string{}, db: make([]*dbLayer, layers)}
 	if err := s.open(); err != nil {
 		s.close()
 		removeTree(dir)
@@ -52,15 +63,16 @@ func (s *stager) open() error {
 	if err := s.root.Mkdir("nix/store", 0o755); err != nil {
 		return fmt.Errorf("creating the staging dir: %w", err)
 	}
-	if s.store, err = s.root.OpenRoot("nix/store"); err != nil {
+	if s.storeF, err = s.root.Open("nix/store"); err != nil {
 		return fmt.Errorf("opening the staging store: %w", err)
 	}
+	s.storeFd = int(s.storeF.Fd())
 	return nil
 }
 
 func (s *stager) close() {
-	if s.store != nil {
-		s.store.Close()
+	if s.storeF != nil {
+		s.storeF.Close()
 	}
 	if s.root != nil {
 		s.root.Close()
@@ -116,4 +128,21 @@ func removeTree(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
+}
+
+// umask returns the process's umask, read without changing it; when it
+// cannot be read, it assumes the worst (every file is chmodded).
+func umask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseInt(strings.TrimSpace(v), 8, 32); err == nil {
+				return int(m)
+			}
+		}
+	}
+	return 0o777
 }

@@ -14,11 +14,14 @@ import (
 // install moves a staged store into place with one rename: DIR itself when
 // it was missing, DIR/nix when DIR had none, or an exchange of DIR/nix with
 // the staged one (the old store then sits in the staging dir, which the
-// caller removes). Everything is synced to disk before the rename so that
-// a crash cannot leave a half-written store behind the new name.
-func install(ctx context.Context, st *image.Staged, t target) error {
-	if err := syncTree(st.Dir); err != nil {
-		return err
+// caller removes). Unless told not to, the filesystem is synced before the
+// rename so that a crash cannot leave a half-written store behind the new
+// name.
+func install(ctx context.Context, st *image.Staged, t target, sync bool) error {
+	if sync {
+		if err := syncTree(st.Dir); err != nil {
+			return err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("installing the store: %w", err)

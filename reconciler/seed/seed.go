@@ -35,6 +35,10 @@ type Options struct {
 	Progress io.Writer
 	// Image tunes the pull; its StageIn is set by Seed.
 	Image image.Options
+	// NoSync skips flushing the staged store to disk before it is renamed
+	// into place (as tar -x would): faster, but a crash right after the
+	// seed may leave files of the new store empty.
+	NoSync bool
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -105,7 +109,7 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 		}
 		defer unlock()
 	}
-	if err := install(ctx, st, t); err != nil {
+	if err := install(ctx, st, t, !o.NoSync); err != nil {
 		return nil, err
 	}
 	if err := store.ResetLayers(t.dir); err != nil {

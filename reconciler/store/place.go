@@ -19,6 +19,9 @@ import (
 // ignores names starting with a dot; the next merge deletes them.
 const trashPrefix = ".hydrafy-trash-"
 
+// errNotStorePath marks an image db row whose path is not a plain store path.
+var errNotStorePath = errors.New("not a store path")
+
 // checkStorePath accepts only /nix/store/<32-char hash>-<name>.
 func checkStorePath(p string) error {
 	base, ok := strings.CutPrefix(p, "/nix/store/")
