@@ -3,9 +3,90 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+	"gitlab.com/hydrafy/hydrafy/server"
 )
 
+// errNoSecret is the one-line refusal to run without a webhook secret.
+var errNoSecret = errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
+
+// runServe is `hydrafy serve --config FILE`: the daemon. It answers GitLab
+// webhooks and /resync, runs the watch pass and the periodic resync on their
+// schedules, and reconciles the runner host until SIGINT or SIGTERM; then it
+// waits for a running reconcile to finish.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := newFlags("serve", stderr)
+	cfgPath := fs.String("config", "", "config `FILE` (required)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hydrafy serve: unexpected argument %q\n", pos[0])
+		return errUsage
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "hydrafy serve: --config FILE is required")
+		return errUsage
+	}
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if cfg.Server.WebhookSecret == "" {
+		return errNoSecret
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	stager, err := newStager(cfg, log)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log, stager, nil)
+}
+
+// serve runs the daemon built from cfg with the given stager until ctx
+// ends. listening, when set, is told the address it listens on.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reconciler.Stager, listening func(addr string)) error {
+	if cfg.Server.WebhookSecret == "" {
+		return errNoSecret
+	}
+	d, err := newDaemon(cfg, log, stager)
+	if err != nil {
+		return err
+	}
+	defer d.rec.Close()
+	projects := make([]string, 0, len(cfg.Projects))
+	for _, p := range cfg.Projects {
+		projects = append(projects, p.Path)
+	}
+	srv, err := server.New(server.Options{
+		WebhookSecret:  cfg.Server.WebhookSecret,
+		ResyncToken:    cfg.Server.ResyncToken,
+		Projects:       projects,
+		Reconciler:     d.rec,
+		Watcher:        d.watcher,
+		WatchSchedule:  cfg.Watch.Schedule,
+		ResyncSchedule: cfg.Reconcile.Schedule,
+		Checks:         d.checks,
+		Metrics:        d.metrics,
+		Log:            log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln)
 }

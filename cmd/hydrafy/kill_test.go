@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+)
+
+const daemonEnv = "HYDRAFY_TEST_DAEMON"
+
+// hangingStager's commit announces itself in a file and never returns.
+type hangingStager struct{ mark string }
+
+func (h hangingStager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
+	_, d, _ := strings.Cut(ref, "@")
+	return hangingStaged{h, d}, nil
+}
+
+type hangingStaged struct {
+	h hangingStager
+	d string
+}
+
+func (s hangingStaged) Digest() string { return s.d }
+func (s hangingStaged) Close() error   { return nil }
+func (s hangingStaged) Commit(context.Context) (reconciler.CommitReport, error) {
+	if err := os.WriteFile(s.h.mark, []byte(s.d), 0o644); err != nil {
+		return reconciler.CommitReport{}, err
+	}
+	select {} // killed here
+}
+
+// hangingDaemon is `hydrafy serve` with the config at path and a commit
+// that hangs; it is killed by the test.
+func hangingDaemon(path string) int {
+	cfg, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	err = serve(context.Background(), cfg, log, hangingStager{mark: filepath.Join(cfg.Server.StateDir, "..", "committing")}, nil)
+	fmt.Fprintln(os.Stderr, "daemon returned:", err)
+	return 1
+}
+
+// TestKilledDaemonConverges: `hydrafy serve` is killed with SIGKILL while
+// it commits, with the runner paused in GitLab and the stand-in stopped. A
+// `hydrafy reconcile` afterwards starts and unpauses the runner and seeds
+// the digest, without manual steps.
+func TestKilledDaemonConverges(t *testing.T) {
+	emu := gitlabemu.New(gitlabemu.Options{})
+	gts := httptest.NewServer(emu.Handler())
+	t.Cleanup(func() { gts.Close(); emu.Close() })
+	emu.AddToken(e2eBotToken, "hydrafy-bot")
+	if _, err := emu.AddProject("group/app", "main", map[string]string{
+		".gitlab-ci.yml": "build:\n  image: nixos/nix@" + e2eDigest + "\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runnerID := emu.AddRunner("nix host", "glrt-e2e")
+
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	status := filepath.Join(dir, "standin.json")
+	runnerConfig := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(runnerConfig, []byte("[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := []string{os.Args[0], "-standin", "start", "-status", status, "-store", store, "-config", runnerConfig,
+		"-log", filepath.Join(dir, "standin.log"), "-jobs=-1", "-job-duration=50ms"}
+	stop := []string{os.Args[0], "-standin", "stop", "-status", status}
+	t.Cleanup(func() {
+		if s, err := standin.ReadStatus(status); err == nil && standin.Alive(s.PID) {
+			syscall.Kill(s.PID, syscall.SIGKILL)
+		}
+	})
+	if out, err := exec.Command(start[0], start[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("starting the stand-in: %v: %s", err, out)
+	}
+
+	toml := fmt.Sprintf(`[server]
+listen = "127.0.0.1:0"
+state_dir = %q
+[gitlab]
+url = %q
+[[projects]]
+path = "group/app"
+[store]
+dir = %q
+[runner]
+control = "command"
+stop_command = %s
+start_command = %s
+config_file = %q
+id = %d
+drain_timeout = "30s"
+[watch]
+schedule = "@every 24h"
+[reconcile]
+schedule = "@every 24h"
+`, filepath.Join(dir, "state"), gts.URL, store, tomlList(stop), tomlList(start), runnerConfig, runnerID)
+	cfgPath := filepath.Join(dir, "hydrafy.toml")
+	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HYDRAFY_WEBHOOK_SECRET", e2eSecret)
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
+
+	var daemonErr bytes.Buffer
+	daemon := exec.Command(os.Args[0], "-test.run=^$")
+	daemon.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
+	daemon.Stderr = &daemonErr
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mark := filepath.Join(dir, "committing")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			daemon.Process.Kill()
+			daemon.Wait()
+			t.Fatalf("the daemon never reached the commit; its stderr:\n%s", daemonErr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := daemon.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	daemon.Wait()
+
+	// What the kill left behind: runner paused, stand-in stopped.
+	if paused, err := emu.RunnerPaused(runnerID); err != nil || !paused {
+		t.Fatalf("runner paused = %v, %v after the kill; want paused", paused, err)
+	}
+	if s, err := standin.ReadStatus(status); err != nil || standin.Alive(s.PID) {
+		t.Fatalf("stand-in %+v (%v) after the kill; want stopped", s, err)
+	}
+
+	cfg, err := config.Load(cfgPath, os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stager := &lockStager{dir: store}
+	var out bytes.Buffer
+	if err := reconcileOnce(context.Background(), cfg, slog.New(slog.DiscardHandler), stager, false, &out); err != nil {
+		t.Fatalf("reconcile after the kill: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"result:   ok", "recovery: ", "seeded:   " + e2eDigest} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("reconcile output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if paused, err := emu.RunnerPaused(runnerID); err != nil || paused {
+		t.Errorf("runner paused = %v, %v after the reconcile", paused, err)
+	}
+	s, err := standin.ReadStatus(status)
+	if err != nil || !standin.Alive(s.PID) || s.State != standin.StateRunning {
+		t.Errorf("stand-in %+v (%v) after the reconcile; want running", s, err)
+	}
+	if len(stager.commits) != 1 {
+		t.Errorf("commits %v, want one", stager.commits)
+	}
+}
+
+func tomlList(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}

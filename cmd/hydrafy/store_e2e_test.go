@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+)
+
+// pushRelease builds a nixos/nix-shaped release with real Nix, pushes it as
+// a one-platform index and returns its digest and store paths.
+func pushRelease(t *testing.T, host, version string) (string, []string) {
+	t.Helper()
+	root := t.TempDir()
+	nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: version, Paths: 6, Shared: 3, Base: "nixpkgs", FilesPerPath: 3}))
+	img, err := synth.Image(root, synth.ImageOptions{Arch: "amd64", NixVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := synth.Index(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nixtest.PushIndex(t, host+"/nixos/nix:"+version, idx), nixtest.Paths(t, root)
+}
+
+// TestMergeWebhookMergesStore is the whole loop with the real parts: the
+// live store holds release A's store (seeded with `hydrafy seed`); the
+// daemon's scheduled watch pass sees the tracked tag at release B and opens
+// a merge request pinning it; a maintainer merges it; the webhook makes the
+// daemon stage B from the registry, drain and stop the stand-in, merge B's
+// paths into the live store (Nix verifies the result: A's and B's paths,
+// nothing lost), pin config.toml to B and start the runner again.
+func TestMergeWebhookMergesStore(t *testing.T) {
+	host := nixtest.Registry(t)
+	digestA, pathsA := pushRelease(t, host, "2.24.9")
+	digestB, pathsB := pushRelease(t, host, "2.25.0")
+	repo := host + "/nixos/nix"
+
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) {
+		var out, errs bytes.Buffer
+		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
+			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
+		}
+	})
+	e.cfg.Watch.Tag = "2.25.0"
+	e.cfg.Watch.Settle = 0
+	e.cfg.Watch.Schedule = "@every 1s"
+	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.serve(t, stager)
+
+	// The start-up pass records A, which the live store already holds,
+	// without stopping the runner.
+	first := e.seedingRun(t, digestA)
+	if first.Result != reconciler.ResultOK || len(first.Commits) != 1 || first.Commits[0].PathsAdded != 0 {
+		t.Fatalf("start-up pass: %+v", first)
+	}
+	for _, s := range first.Steps {
+		if s.Name == "stop" || s.Name == "pause" {
+			t.Errorf("start-up pass drained the runner for a store it holds: %+v", first.Steps)
+		}
+	}
+
+	// The watch pass proposes B; /status shows the tracked digest and the
+	// merge request.
+	var st statusJSON
+	waitFor(t, "the proposal of B", func() bool {
+		st = getStatus(t, e.base)
+		return st.Tracked == digestB && len(st.Projects) == 1 && st.Projects[0].MergeRequest != nil
+	})
+	mrs := e.emu.MergeRequests("group/app")
+	if len(mrs) != 1 || mrs[0].State != "opened" {
+		t.Fatalf("merge requests %+v, want the proposal open", mrs)
+	}
+	if _, err := e.emu.Merge("group/app", mrs[0].IID, "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
+	rep := e.seedingRun(t, digestB)
+	if rep.Result != reconciler.ResultOK {
+		t.Fatalf("pass after the merge: %+v", rep)
+	}
+	added := 0
+	for _, p := range pathsB {
+		if !slices.Contains(pathsA, p) {
+			added++
+		}
+	}
+	if len(rep.Commits) != 1 || rep.Commits[0].PathsAdded != added {
+		t.Errorf("commits %+v, want %d paths added", rep.Commits, added)
+	}
+	want := append(slices.Clone(pathsA), pathsB...)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
+		t.Errorf("live store paths (-want +got):\n%s", diff)
+	}
+	e.checkRestarted(t, repo+"@"+digestB)
+	metrics := httpGet(t, e.base+"/metrics")
+	for _, want := range []string{
+		`hydrafy_merge_requests_total{action="opened"} 1`,
+		"hydrafy_digest_changes_total 1",
+		`hydrafy_reconciles_total{result="ok"}`,
+		"hydrafy_runner_downtime_seconds_count 1",
+		"hydrafy_store_paths_added_total " + strconv.Itoa(added),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	t.Logf("runner downtime %.3fs for %d paths", rep.DowntimeSeconds, added)
+}

@@ -1,0 +1,64 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// observe reads every watched project's default branch. A project that
+// cannot be read keeps its last observed pins, marked with the error:
+// seeding only adds, so acting on the last known pins is safe.
+func (p *passRun) observe(ctx context.Context) Observation {
+	r := p.r
+	r.mu.Lock()
+	prev := map[string]ProjectPins{}
+	for _, pp := range r.state.Observed.Projects {
+		prev[pp.Path] = pp
+	}
+	r.mu.Unlock()
+
+	obs := Observation{At: r.opts.Now(), Default: r.opts.DefaultImage}
+	var errs []error
+	start := r.opts.Now()
+	for _, proj := range r.opts.Projects {
+		pp, err := p.readProject(ctx, proj)
+		if err != nil {
+			errs = append(errs, err)
+			pp = prev[proj.Path]
+			pp.Path = proj.Path
+			pp.Error = err.Error()
+		}
+		obs.Projects = append(obs.Projects, pp)
+	}
+	p.record(Step{Name: "read-pins", Started: start}, errors.Join(errs...))
+	return obs
+}
+
+func (p *passRun) readProject(ctx context.Context, proj Project) (ProjectPins, error) {
+	r := p.r
+	pp := ProjectPins{Path: proj.Path, Pins: []Pin{}}
+	branch, err := r.opts.Repo.DefaultBranch(ctx, proj.Path)
+	if err != nil {
+		return pp, fmt.Errorf("reading default branch of %s: %w", proj.Path, err)
+	}
+	pp.Branch = branch
+	for _, f := range proj.Files {
+		src, err := r.opts.Repo.ReadFile(ctx, proj.Path, f, branch)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return pp, fmt.Errorf("reading %s of %s at %s: %w", f, proj.Path, branch, err)
+		}
+		pins, err := r.opts.Find(src, r.opts.Image)
+		if err != nil {
+			return pp, Terminal(fmt.Errorf("finding %s in %s of %s: %w", r.opts.Image, f, proj.Path, err))
+		}
+		for _, pin := range pins {
+			pin.File = f
+			pp.Pins = append(pp.Pins, pin)
+		}
+	}
+	return pp, nil
+}

@@ -1,0 +1,149 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+)
+
+// passRun is the working record of one pass.
+type passRun struct {
+	r    *Reconciler
+	rep  *Report // guarded by r.mu
+	errs []error
+
+	paused, unpaused bool
+	stopped, started bool
+	stoppedAt        time.Time
+	// recovering: restoring after a killed process. Its Running answer
+	// cannot be trusted then (a command control only knows what this
+	// process did), so a runner recorded as stopped is started.
+	recovering bool
+}
+
+// pass runs one reconcile pass and returns its report. It never panics on a
+// step's failure: each failure is recorded and the runner is restored.
+func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, explicit bool) Report {
+	p := &passRun{r: r, rep: &Report{ID: id, Reasons: reasons, Started: r.opts.Now()}}
+	r.mu.Lock()
+	r.current = p.rep
+	r.mu.Unlock()
+	log := r.log.With("run", id)
+	log.Info("reconcile started", "reasons", strings.Join(reasons, "; "))
+
+	p.run(ctx, explicit)
+
+	r.mu.Lock()
+	rep := p.rep
+	rep.Finished = r.opts.Now()
+	rep.Seconds = seconds(rep.Finished.Sub(rep.Started))
+	if len(p.errs) > 0 {
+		rep.Result = ResultFailed
+		rep.Error = errors.Join(p.errs...).Error()
+		rep.Terminal = IsTerminal(p.errs[0])
+	}
+	r.state.addRun(*rep)
+	r.current = nil
+	out := cloneReport(*rep)
+	r.mu.Unlock()
+	if err := r.persist(); err != nil {
+		log.Error("saving state", "err", err)
+	}
+	log.Info("reconcile finished", "result", out.Result, "seconds", out.Seconds,
+		"downtime_seconds", out.DowntimeSeconds, "seeded", out.Seeded, "err", out.Error)
+	return out
+}
+
+func (p *passRun) run(ctx context.Context, explicitRun bool) {
+	r := p.r
+	r.mu.Lock()
+	inflight := r.state.InFlight
+	r.mu.Unlock()
+	if needsRecovery(inflight) {
+		// A pass was cut short with the runner paused or stopped: bring
+		// it back before anything else.
+		p.set(func(rep *Report) { rep.Recovery = true })
+		p.paused, p.stopped = inflight.Paused, inflight.Stopped
+		p.recovering = true
+		if !p.restore(ctx) {
+			return
+		}
+		// The runner is back: the rest of the pass tracks its own steps.
+		p.paused, p.unpaused, p.stopped, p.started, p.stoppedAt = false, false, false, false, time.Time{}
+		p.recovering = false
+	}
+
+	obs := p.observe(ctx)
+	desired := desiredDigests(obs)
+	r.mu.Lock()
+	r.state.Observed = obs
+	r.state.FirstSeen = markSeen(r.state.FirstSeen, desired, r.opts.Now())
+	seeded := r.state.seededSet()
+	missing, skipped := plan(desired, seeded, r.state.Stalled, explicitRun)
+	p.rep.Desired, p.rep.Missing, p.rep.Skipped = desired, missing, skipped
+	r.mu.Unlock()
+	// The observation is written with the next state write: before the
+	// runner is touched, or at the end of the pass.
+	if len(missing) == 0 {
+		p.configure(ctx, desired)
+		p.set(func(rep *Report) {
+			if !rep.Changed && len(p.errs) == 0 {
+				rep.Result = ResultNoop
+			} else {
+				rep.Result = ResultOK
+			}
+		})
+		return
+	}
+
+	staged, held := p.stage(ctx, missing)
+	defer func() {
+		for _, s := range staged {
+			if err := s.Close(); err != nil {
+				r.log.Warn("discarding staged store", "digest", s.Digest(), "err", err)
+			}
+		}
+	}()
+	if len(staged) == 0 {
+		// Nothing to commit: the runner keeps running; config.toml may
+		// pin a digest seeded just now (the runner re-reads it).
+		if held > 0 {
+			p.configure(ctx, desired)
+		}
+		if len(p.errs) == 0 {
+			p.set(func(rep *Report) { rep.Result = ResultOK })
+		}
+		return
+	}
+	if p.step(ctx, "preflight", "", r.opts.Runner.Preflight) != nil {
+		return
+	}
+
+	defer p.restore(ctx)
+	if !p.drain(ctx) {
+		return
+	}
+	// From the stop on, the pass completes even if the daemon is asked
+	// to shut down: the runner must not stay down.
+	crit := context.WithoutCancel(ctx)
+	if p.inflight(func(in *InFlight) { in.Stopped = true }) != nil {
+		return
+	}
+	p.stopped = true
+	if p.step(crit, "stop", "", r.opts.Runner.Stop) != nil {
+		return
+	}
+	p.stoppedAt = r.opts.Now()
+	for _, s := range staged {
+		p.commit(crit, s)
+	}
+	p.configure(crit, desired)
+	if p.start(crit) {
+		p.checkRunning(crit)
+	}
+	p.unpause(crit)
+	if len(p.errs) == 0 {
+		p.set(func(rep *Report) { rep.Result = ResultOK })
+	}
+}

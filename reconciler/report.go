@@ -1,0 +1,52 @@
+package reconciler
+
+import "time"
+
+// Result is how a pass ended.
+type Result string
+
+// The results a pass can end with.
+const (
+	ResultOK       Result = "ok"       // every desired digest is seeded, the runner is up
+	ResultNoop     Result = "noop"     // nothing was missing and config.toml was already right
+	ResultFailed   Result = "failed"   // some step failed; see Error and Steps
+	ResultCanceled Result = "canceled" // the daemon shut down before the pass ran
+)
+
+// Step is one timed step of a pass.
+type Step struct {
+	Name     string    `json:"name"`
+	Digest   string    `json:"digest,omitempty"`
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Error    string    `json:"error,omitempty"`
+	Terminal bool      `json:"terminal,omitempty"`
+}
+
+// Report is the record of one pass.
+type Report struct {
+	ID       string    `json:"id"`
+	Reasons  []string  `json:"reasons"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished,omitzero"`
+	Result   Result    `json:"result,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	// Terminal says that retrying without a change cannot help.
+	Terminal bool `json:"terminal,omitempty"`
+
+	Desired  []string `json:"desired"`
+	Missing  []string `json:"missing"`
+	Skipped  []string `json:"skipped,omitempty"`
+	Seeded   []string `json:"seeded"`
+	Image    string   `json:"image,omitempty"`
+	Changed  bool     `json:"config_changed"`
+	Recovery bool     `json:"recovery,omitempty"`
+
+	Commits []CommitReport `json:"commits,omitempty"`
+	Steps   []Step         `json:"steps"`
+	// Downtime is the time between the runner's stop and its start again.
+	DowntimeSeconds float64 `json:"downtime_seconds"`
+	Seconds         float64 `json:"seconds"`
+}
+
+func seconds(d time.Duration) float64 { return d.Seconds() }

@@ -1,0 +1,172 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// stateFileName is the state's file inside the state dir.
+const stateFileName = "reconciler.json"
+
+// keepRuns is how many reports the state keeps.
+const keepRuns = 20
+
+// State is what the reconciler persists between passes and restarts.
+type State struct {
+	// Seeded are the digests whose stores the live store holds. A digest is
+	// added only after its commit succeeded.
+	Seeded []Seeded `json:"seeded"`
+	// Stalled are digests whose last attempt failed terminally, with the
+	// reason; periodic passes skip them.
+	Stalled map[string]string `json:"stalled,omitempty"`
+	// FirstSeen is when each desired digest was first observed; the newest
+	// one is what config.toml pins.
+	FirstSeen map[string]time.Time `json:"first_seen,omitempty"`
+	// Observed is what the last pass read from GitLab.
+	Observed Observation `json:"observed"`
+	// InFlight is set while a pass has the runner paused or stopped; a
+	// process that finds it at start knows the last pass was cut short.
+	InFlight *InFlight `json:"in_flight,omitempty"`
+	// Runs are the last reports, newest last.
+	Runs []Report `json:"runs,omitempty"`
+}
+
+// Seeded is one digest merged into the live store.
+type Seeded struct {
+	Digest string    `json:"digest"`
+	Ref    string    `json:"ref"`
+	At     time.Time `json:"at"`
+	Run    string    `json:"run"`
+}
+
+// InFlight is the runner-affecting part of a pass that has not finished.
+type InFlight struct {
+	Run     string `json:"run"`
+	Paused  bool   `json:"paused"`
+	Stopped bool   `json:"stopped"`
+}
+
+// Observation is what the watched projects' default branches pinned.
+type Observation struct {
+	At       time.Time     `json:"at,omitzero"`
+	Projects []ProjectPins `json:"projects"`
+	Default  string        `json:"default_image,omitempty"`
+}
+
+// ProjectPins is one project's default branch and the references found there.
+type ProjectPins struct {
+	Path   string `json:"path"`
+	Branch string `json:"branch,omitempty"`
+	Pins   []Pin  `json:"pins"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *State) seededSet() map[string]bool {
+	m := make(map[string]bool, len(s.Seeded))
+	for _, d := range s.Seeded {
+		m[d.Digest] = true
+	}
+	return m
+}
+
+func (s *State) addSeeded(d Seeded) {
+	for _, x := range s.Seeded {
+		if x.Digest == d.Digest {
+			return
+		}
+	}
+	s.Seeded = append(s.Seeded, d)
+}
+
+func (s *State) addRun(r Report) {
+	s.Runs = append(s.Runs, r)
+	if n := len(s.Runs) - keepRuns; n > 0 {
+		s.Runs = append([]Report(nil), s.Runs[n:]...)
+	}
+}
+
+// clone returns a deep enough copy for readers outside the lock.
+func (s *State) clone() State {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("encoding state: %v", err))
+	}
+	var c State
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(fmt.Sprintf("decoding state: %v", err))
+	}
+	return c
+}
+
+// loadState reads the state from dir; a missing file is an empty state.
+func loadState(dir string) (State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("reading state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return State{}, Terminal(fmt.Errorf("decoding state %s: %w", filepath.Join(dir, stateFileName), err))
+	}
+	return s, nil
+}
+
+// persist writes the state to disk. The state is encoded under the lock
+// and written outside it, so that triggers and status readers never wait
+// for the disk.
+func (r *Reconciler) persist() error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	r.mu.Lock()
+	b, err := json.MarshalIndent(&r.state, "", "  ")
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("encoding state: %w", err)
+	}
+	return writeState(r.opts.StateDir, b)
+}
+
+// writeState writes the encoded state atomically: a temp file in the same
+// dir, fsync, rename over the old file, fsync of the dir.
+func writeState(dir string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating state dir: %w", err)
+	}
+	f, err := os.CreateTemp(dir, stateFileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("writing state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, stateFileName)); err != nil {
+		return fmt.Errorf("replacing state: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing state dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing state dir: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package reconciler
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Status is a snapshot of the reconciler for /status.
+type Status struct {
+	Seeded   []Seeded          `json:"seeded"`
+	Stalled  map[string]string `json:"stalled,omitempty"`
+	Observed Observation       `json:"observed"`
+	InFlight *InFlight         `json:"in_flight,omitempty"`
+	// Current is the pass under way, as far as it got.
+	Current *Report `json:"current,omitempty"`
+	// Queued says another pass will run after the current one.
+	Queued bool `json:"queued"`
+	// Last is the last finished pass.
+	Last *Report `json:"last,omitempty"`
+	// Runs are the last finished passes kept in state, newest last.
+	Runs []Report `json:"runs,omitempty"`
+}
+
+// Status returns a snapshot that the caller may keep.
+func (r *Reconciler) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.state.clone()
+	s := Status{
+		Seeded:   st.Seeded,
+		Stalled:  st.Stalled,
+		Observed: st.Observed,
+		InFlight: st.InFlight,
+		Queued:   r.next != nil,
+	}
+	if r.current != nil {
+		c := cloneReport(*r.current)
+		s.Current = &c
+	}
+	if n := len(st.Runs); n > 0 {
+		s.Last = &st.Runs[n-1]
+		s.Runs = st.Runs
+	}
+	return s
+}
+
+// DefaultBranch returns the default branch last observed for a watched
+// project, or "" when unknown.
+func (r *Reconciler) DefaultBranch(project string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.state.Observed.Projects {
+		if p.Path == project {
+			return p.Branch
+		}
+	}
+	return ""
+}
+
+func cloneReport(rep Report) Report {
+	b, err := json.Marshal(rep)
+	if err != nil {
+		panic(fmt.Sprintf("encoding report: %v", err))
+	}
+	var c Report
+	if err := json.Unmarshal(b, &c); err != nil {
+		panic(fmt.Sprintf("decoding report: %v", err))
+	}
+	return c
+}

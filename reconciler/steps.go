@@ -1,0 +1,140 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+)
+
+// stage stages every missing digest; the runner is still busy meanwhile.
+// It returns the staged stores that need a commit, and how many digests it
+// recorded as seeded at once because their commit would add nothing.
+func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged, held int) {
+	for _, d := range missing {
+		var s Staged
+		err := p.step(ctx, "stage", d, func(ctx context.Context) error {
+			var err error
+			s, err = p.r.opts.Stager.Stage(ctx, p.ref(d))
+			if err != nil {
+				return fmt.Errorf("staging %s: %w", p.ref(d), err)
+			}
+			return nil
+		})
+		if err != nil {
+			p.noteStalled(d, err)
+			continue
+		}
+		if p.alreadyHeld(ctx, s) {
+			held++
+			if err := s.Close(); err != nil {
+				p.r.log.Warn("discarding staged store", "digest", d, "err", err)
+			}
+			continue
+		}
+		staged = append(staged, s)
+	}
+	return staged, held
+}
+
+// alreadyHeld records s as seeded when it says its commit would add no
+// path. A store that cannot tell is committed as usual.
+func (p *passRun) alreadyHeld(ctx context.Context, s Staged) bool {
+	pl, ok := s.(Planner)
+	if !ok {
+		return false
+	}
+	start := p.r.opts.Now()
+	n, err := pl.PathsToAdd(ctx)
+	step := Step{Name: "plan", Digest: s.Digest(), Started: start, Seconds: seconds(p.r.opts.Now().Sub(start))}
+	if err != nil {
+		p.r.log.Warn("planning the commit; committing as usual", "digest", s.Digest(), "err", err)
+		step.Error = err.Error()
+	}
+	p.set(func(rep *Report) { rep.Steps = append(rep.Steps, step) })
+	if err != nil || n > 0 {
+		return false
+	}
+	p.seeded(s.Digest(), CommitReport{})
+	return true
+}
+
+// drain pauses the runner and waits until it runs no jobs, bounded by the
+// drain timeout. It reports whether the runner may be stopped.
+func (p *passRun) drain(ctx context.Context) bool {
+	r := p.r
+	if p.inflight(func(in *InFlight) { in.Paused = true }) != nil {
+		return false
+	}
+	p.paused = true
+	if p.step(ctx, "pause", "", r.opts.Runner.Pause) != nil {
+		return false
+	}
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if r.opts.DrainTimeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, r.opts.DrainTimeout)
+	}
+	defer cancel()
+	err := p.step(wctx, "wait-idle", "", func(ctx context.Context) error {
+		if err := r.opts.Runner.WaitIdle(ctx); err != nil {
+			return fmt.Errorf("waiting for running jobs (drain timeout %s): %w", r.opts.DrainTimeout, err)
+		}
+		return nil
+	})
+	return err == nil
+}
+
+// commit merges one staged store and records its digest as seeded, in
+// state first thing after the commit succeeded (never before).
+func (p *passRun) commit(ctx context.Context, s Staged) {
+	d := s.Digest()
+	var cr CommitReport
+	err := p.step(ctx, "commit", d, func(ctx context.Context) error {
+		var err error
+		cr, err = s.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("committing %s: %w", d, err)
+		}
+		return nil
+	})
+	if err != nil {
+		p.noteStalled(d, err)
+		return
+	}
+	p.seeded(d, cr)
+}
+
+// seeded records d as seeded: in state, written at once, then in the report.
+func (p *passRun) seeded(d string, cr CommitReport) {
+	r := p.r
+	r.mu.Lock()
+	r.state.addSeeded(Seeded{Digest: d, Ref: p.ref(d), At: r.opts.Now(), Run: p.rep.ID})
+	delete(r.state.Stalled, d)
+	p.rep.Seeded = append(p.rep.Seeded, d)
+	p.rep.Commits = append(p.rep.Commits, cr)
+	r.mu.Unlock()
+	if err := r.persist(); err != nil {
+		p.fail(err)
+	}
+}
+
+// configure points config.toml at the live store and, when pinning, at the
+// newest seeded desired digest.
+func (p *passRun) configure(ctx context.Context, desired []string) {
+	r := p.r
+	image := ""
+	if r.opts.PinImage {
+		r.mu.Lock()
+		d := pickImage(desired, r.state.seededSet(), r.state.FirstSeen, pinCounts(r.state.Observed))
+		r.mu.Unlock()
+		if d != "" {
+			image = p.ref(d)
+		}
+	}
+	_ = p.step(ctx, "configure", "", func(context.Context) error {
+		changed, err := r.opts.Runner.Configure(r.opts.StoreDir, image)
+		if err != nil {
+			return fmt.Errorf("configuring runner: %w", err)
+		}
+		p.set(func(rep *Report) { rep.Image, rep.Changed = image, changed })
+		return nil
+	})
+}

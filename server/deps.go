@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+)
+
+// Reconciler is the loop the server triggers and reports on.
+type Reconciler interface {
+	// Run runs queued passes until ctx ends, finishing the pass under way.
+	Run(ctx context.Context) error
+	// Trigger queues a pass, or joins one queued and not started.
+	Trigger(reconciler.Reason) *reconciler.Ticket
+	// Status returns a snapshot for /status.
+	Status() reconciler.Status
+}
+
+// Watcher runs one watch and propose pass.
+type Watcher interface {
+	Pass(ctx context.Context) (WatchResult, error)
+}
+
+// WatchResult is what a watch and propose pass found and did.
+type WatchResult struct {
+	// Digest is the tracked tag's index digest.
+	Digest string `json:"digest"`
+	// Changed says the digest differs from the one tracked before.
+	Changed       bool           `json:"changed"`
+	MergeRequests []MergeRequest `json:"merge_requests"`
+}
+
+// MergeRequest is the proposer's merge request in one project.
+type MergeRequest struct {
+	Project string `json:"project"`
+	IID     int    `json:"iid"`
+	URL     string `json:"url,omitempty"`
+	// Action is "opened", "updated" or "unchanged".
+	Action string `json:"action"`
+}
+
+// Check is one readiness condition.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}

@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+)
+
+// Serve runs the reconcile loop, the schedules and the HTTP server on ln
+// until ctx ends, then shuts down gracefully: it stops accepting requests
+// and schedules and waits for a running reconcile to finish. It queues a
+// start-up pass first, so that a daemon restarted after a crash converges.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoop()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- s.opts.Reconciler.Run(loopCtx) }()
+	s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindStartup})
+	s.cron.Start()
+
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-srvDone:
+	}
+	s.log.Info("shutting down")
+	s.cancelJobs()
+	<-s.cron.Stop().Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("closing open requests", "err", err)
+	}
+	stopLoop()
+	if err := <-loopDone; err != nil {
+		serveErr = errors.Join(serveErr, fmt.Errorf("reconcile loop: %w", err))
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return serveErr
+}

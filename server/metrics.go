@@ -1,0 +1,132 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+)
+
+// Metrics holds hydrafy's Prometheus metrics on a registry of its own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	watchPasses       *prometheus.CounterVec
+	digestChanges     prometheus.Counter
+	mergeRequests     *prometheus.CounterVec
+	reconciles        *prometheus.CounterVec
+	reconcileDuration prometheus.Histogram
+	downtime          prometheus.Histogram
+	lastDowntime      prometheus.Gauge
+	storePaths        prometheus.Gauge
+	storeBytes        prometheus.Gauge
+	storePathsAdded   prometheus.Counter
+	storeBytesAdded   prometheus.Counter
+	webhooks          *prometheus.CounterVec
+}
+
+// NewMetrics registers every metric on a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		watchPasses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hydrafy_watch_passes_total", Help: "Watch and propose passes by result.",
+		}, []string{"result"}),
+		digestChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_digest_changes_total", Help: "Times the tracked tag's digest changed.",
+		}),
+		mergeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hydrafy_merge_requests_total", Help: "Merge requests opened or updated.",
+		}, []string{"action"}),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hydrafy_reconciles_total", Help: "Reconcile passes by result.",
+		}, []string{"result"}),
+		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hydrafy_reconcile_duration_seconds", Help: "Duration of reconcile passes.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 3, 10),
+		}),
+		downtime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hydrafy_runner_downtime_seconds", Help: "Time between the runner's stop and its start in a pass.",
+			Buckets: []float64{0.25, 0.5, 1, 2, 5, 10, 30, 60, 300},
+		}),
+		lastDowntime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_runner_last_downtime_seconds", Help: "Runner downtime of the last pass that stopped it.",
+		}),
+		storePaths: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_store_paths", Help: "Valid paths in the live store after the last commit.",
+		}),
+		storeBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_store_bytes", Help: "NAR bytes of the live store after the last commit.",
+		}),
+		storePathsAdded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_store_paths_added_total", Help: "Store paths merged into the live store.",
+		}),
+		storeBytesAdded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_store_bytes_added_total", Help: "NAR bytes merged into the live store.",
+		}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hydrafy_webhooks_total", Help: "Webhook deliveries by event and result.",
+		}, []string{"event", "result"}),
+	}
+	m.reg.MustRegister(m.watchPasses, m.digestChanges, m.mergeRequests, m.reconciles,
+		m.reconcileDuration, m.downtime, m.lastDowntime, m.storePaths, m.storeBytes,
+		m.storePathsAdded, m.storeBytesAdded, m.webhooks,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry returns the registry, for tests that gather it.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveReport records a finished reconcile pass.
+func (m *Metrics) ObserveReport(rep reconciler.Report) {
+	m.reconciles.WithLabelValues(string(rep.Result)).Inc()
+	if rep.Result == reconciler.ResultCanceled {
+		return
+	}
+	m.reconcileDuration.Observe(rep.Seconds)
+	stopped := false
+	for _, s := range rep.Steps {
+		if s.Name == "stop" && s.Error == "" {
+			stopped = true
+		}
+	}
+	if stopped {
+		m.downtime.Observe(rep.DowntimeSeconds)
+		m.lastDowntime.Set(rep.DowntimeSeconds)
+	}
+	for _, c := range rep.Commits {
+		m.storePathsAdded.Add(float64(c.PathsAdded))
+		m.storeBytesAdded.Add(float64(c.BytesAdded))
+		if c.PathsTotal > 0 {
+			m.storePaths.Set(float64(c.PathsTotal))
+			m.storeBytes.Set(float64(c.BytesTotal))
+		}
+	}
+}
+
+// ObserveWatch records a watch and propose pass.
+func (m *Metrics) ObserveWatch(res WatchResult, err error) {
+	if err != nil {
+		m.watchPasses.WithLabelValues("error").Inc()
+		return
+	}
+	m.watchPasses.WithLabelValues("ok").Inc()
+	if res.Changed {
+		m.digestChanges.Inc()
+	}
+	for _, mr := range res.MergeRequests {
+		switch mr.Action {
+		case "opened", "updated":
+			m.mergeRequests.WithLabelValues(mr.Action).Inc()
+		}
+	}
+}

@@ -1,0 +1,125 @@
+// Package server is `hydrafy serve`'s HTTP side: GitLab webhooks, /resync,
+// health, Prometheus metrics, /status, and the schedules that run the
+// watcher and the periodic resync.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/robfig/cron/v3"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+)
+
+// Options configures a Server.
+type Options struct {
+	// WebhookSecret is required: GitLab's X-Gitlab-Token must match it.
+	WebhookSecret config.Secret
+	// ResyncToken guards POST /resync; empty refuses every request.
+	ResyncToken config.Secret
+	// Projects are the watched project paths.
+	Projects   []string
+	Reconciler Reconciler
+	// Watcher is run on WatchSchedule; nil runs no watch passes.
+	Watcher        Watcher
+	WatchSchedule  string
+	ResyncSchedule string
+	// Checks make up /readyz.
+	Checks []Check
+	// Metrics receives every observation; New makes one when nil.
+	Metrics *Metrics
+	// ShutdownTimeout bounds the wait for open HTTP requests at shutdown.
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+	Now             func() time.Time
+}
+
+// Server is hydrafy's HTTP server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	echo    *echo.Echo
+	dedup   *dedup
+	watched map[string]bool
+	metrics *Metrics
+	cron    *cron.Cron
+
+	// jobs is the context of scheduled watch passes, cancelled at shutdown.
+	jobs       context.Context
+	cancelJobs context.CancelFunc
+
+	mu    sync.Mutex
+	watch watchStatus
+}
+
+type watchStatus struct {
+	At     time.Time    `json:"at,omitzero"`
+	Result *WatchResult `json:"result,omitempty"`
+	Error  string       `json:"error,omitempty"`
+}
+
+// New checks opts and builds the server. It refuses an empty webhook
+// secret: a hook without a secret would let anyone trigger a drain.
+func New(opts Options) (*Server, error) {
+	if opts.WebhookSecret == "" {
+		return nil, errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
+	}
+	if opts.Reconciler == nil {
+		return nil, errors.New("server: no reconciler")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Log,
+		dedup:   newDedup(dedupSize, dedupTTL),
+		watched: map[string]bool{},
+		metrics: opts.Metrics,
+		cron:    cron.New(cron.WithChain(cron.Recover(cron.DiscardLogger))),
+	}
+	s.jobs, s.cancelJobs = context.WithCancel(context.Background())
+	for _, p := range opts.Projects {
+		s.watched[strings.ToLower(p)] = true
+	}
+	if err := s.schedule(); err != nil {
+		return nil, err
+	}
+	s.echo = s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.httpError
+	e.Use(middleware.Recover())
+	e.Use(s.accessLog)
+	e.POST("/webhooks/gitlab", s.webhook)
+	e.POST("/resync", s.resync)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
+	e.GET("/status", s.status)
+	return e
+}
+
+// Handler returns the HTTP handler (for tests and embedding).
+func (s *Server) Handler() http.Handler { return s.echo }
