@@ -2,10 +2,484 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/demo"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
+	"gitlab.com/hydrafy/hydrafy/reconciler"
+	"gitlab.com/hydrafy/hydrafy/reconciler/runner"
+	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 )
 
+// demoOptions configure `hydrafy demo`.
+type demoOptions struct {
+	dir    string   // work dir; "" = a temp dir removed at the end
+	listen string   // the demo daemon's address
+	exit   bool     // leave after the cycle instead of serving until Ctrl-C
+	runner []string // command that runs the stand-in runner ("hydrafy standin")
+	// done, when set, is called with the finished cycle before shutdown.
+	done func(*demoCycle)
+}
+
+// demoCycle is what a finished demo cycle leaves behind for a look.
+type demoCycle struct {
+	env    *demo.Env
+	cfg    config.Config
+	url    string     // the daemon's base URL
+	status demoStatus // GET /status after the cycle, once the daemon is idle
+	merged *demoPass  // the reconcile the merge webhook started
+	// runnerBefore and runnerAfter are the stand-in's status at its first
+	// start and after the cycle.
+	runnerBefore, runnerAfter standin.Status
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := newFlags("demo", stderr)
+	var o demoOptions
+	fs.StringVar(&o.dir, "dir", "", "work `DIR` to keep (default: a temp dir, removed at exit)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8780", "`ADDR` of the demo daemon (falls back to a free port)")
+	fs.BoolVar(&o.exit, "exit", false, "exit after the cycle instead of serving until Ctrl-C")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "hydrafy demo: unexpected argument %q\n", pos[0])
+		return errUsage
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the hydrafy binary for the stand-in runner: %w", err)
+	}
+	o.runner = []string{exe, "standin"}
+	return demoRun(ctx, o, stdout, stderr)
+}
+
+// demoRun is the whole demo: set up the world, seed the live store, start
+// the stand-in runner and the daemon, publish a new release, let the bot
+// propose it, merge one MR, and follow the reconcile the webhook starts.
+func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err error) {
+	p := &demoPrinter{w: stdout, start: time.Now()}
+	if o.dir == "" {
+		tmp, err := os.MkdirTemp("", "hydrafy-demo-")
+		if err != nil {
+			return err
+		}
+		defer removeAll(tmp)
+		o.dir = tmp
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(filepath.Join(o.dir, "hydrafy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
+
+	p.step("building two nixos/nix releases (2.24.9, 2.25.0), the registry and the GitLab emulator")
+	env, err := demo.Setup(ctx, o.dir)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	a, b := env.Releases[0], env.Releases[1]
+	p.done("registry %s: nixos/nix:latest = %s (%s); GitLab %s: %s pin it",
+		env.Registry, a.Version, short(a.Digest), env.GitLabURL, strings.Join(env.Projects, ", "))
+
+	p.step("seeding the live store %s from %s", env.StoreDir(), a.Version)
+	res, err := seed.Seed(ctx, env.Image()+"@"+a.Digest, seed.Options{Store: env.StoreDir(), Log: log})
+	if err != nil {
+		return fmt.Errorf("seeding the live store: %w", err)
+	}
+	p.done("%d store paths, %s", res.Paths, humanBytes(res.Bytes))
+
+	cfg, err := demoConfig(env, o)
+	if err != nil {
+		return err
+	}
+	p.step("starting the stand-in runner (follows gitlab-runner's signals: SIGQUIT drains)")
+	if err := writeRunnerConfig(cfg.Runner.ConfigFile, env, env.Image()+"@"+a.Digest); err != nil {
+		return err
+	}
+	run, err := runner.New(demoRunnerOptions(cfg), nil, log)
+	if err != nil {
+		return err
+	}
+	if err := run.Start(ctx); err != nil {
+		return fmt.Errorf("starting the stand-in runner: %w", err)
+	}
+	defer func() {
+		if stopErr := run.Stop(context.WithoutCancel(ctx)); stopErr != nil {
+			fmt.Fprintf(stderr, "hydrafy demo: stopping the stand-in runner: %v\n", stopErr)
+		}
+	}()
+	statusFile := filepath.Join(env.RunnerDir(), "status.json")
+	before, err := standin.ReadStatus(statusFile)
+	if err != nil {
+		return err
+	}
+	p.done("runner pid %d, config %s", before.PID, cfg.Runner.ConfigFile)
+
+	stager, err := newStager(cfg, log)
+	if err != nil {
+		return err
+	}
+	srv, closeDaemon, err := newServer(cfg, log, stager)
+	if err != nil {
+		return err
+	}
+	defer closeDaemon()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fmt.Errorf("listening: %w", err)
+		}
+	}
+	url := "http://" + ln.Addr().String()
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	defer func() {
+		stopServe()
+		if serr := <-served; serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	if err := env.HookAll(url+"/webhooks/gitlab", cfg.Server.WebhookSecret.Reveal()); err != nil {
+		return err
+	}
+	p.step("hydrafy serve on %s; first reconcile checks what the live store holds", url)
+	startup, err := p.follow(ctx, url, "")
+	if err != nil {
+		return err
+	}
+	p.done("result %s: seeded %s", startup.Result, strings.Join(shortAll(startup.Seeded), ", "))
+
+	p.step("publishing nixos/nix %s as latest", b.Version)
+	if err := env.Publish(1); err != nil {
+		return err
+	}
+	p.done("latest = %s", short(b.Digest))
+
+	p.step("watch pass: resolve latest with HEAD requests, then propose")
+	srv.RunWatch(ctx)
+	st, err := fetchStatus(ctx, url)
+	if err != nil {
+		return err
+	}
+	if st.Watch.Error != "" {
+		return fmt.Errorf("watch pass: %s", st.Watch.Error)
+	}
+	p.done("new digest %s", short(st.Tracked))
+	var mrIID int64
+	for _, proj := range env.Projects {
+		mrs := env.GitLab.MergeRequests(proj)
+		if len(mrs) == 0 {
+			return fmt.Errorf("the bot opened no merge request in %s", proj)
+		}
+		mr := mrs[len(mrs)-1]
+		p.line("MR !%d in %s: %q", mr.IID, proj, mr.Title)
+		if proj == env.Projects[0] {
+			mrIID = mr.IID
+		}
+	}
+
+	p.step("alice merges the MR in %s; GitLab sends the merge webhook", env.Projects[0])
+	if _, err := env.GitLab.Merge(env.Projects[0], mrIID, "alice"); err != nil {
+		return err
+	}
+	rep, err := p.follow(ctx, url, startup.ID)
+	if err != nil {
+		return err
+	}
+	if rep.Result != string(reconciler.ResultOK) {
+		return fmt.Errorf("reconcile %s ended %s: %s", rep.ID, rep.Result, rep.Error)
+	}
+	p.done("runner downtime %.2fs; config.toml image = %s", rep.DowntimeSeconds, rep.Image)
+
+	// The merge also pushed to the default branch: GitLab's push webhook
+	// may queue one more (no-op) pass. Wait for the daemon to be idle.
+	final, err := waitIdle(ctx, url)
+	if err != nil {
+		return err
+	}
+	p.line("the live store now holds %d paths: all of %s and %s; nothing was removed", countPaths(env.StoreDir()), a.Version, b.Version)
+	p.line("done in %.1fs. Look around: %s/status  %s/metrics", time.Since(p.start).Seconds(), url, url)
+	after, err := standin.ReadStatus(statusFile)
+	if err != nil {
+		return err
+	}
+	p.line("runner pid %d → %d, image %s", before.PID, after.PID, after.Image)
+	if o.done != nil {
+		o.done(&demoCycle{env: env, cfg: cfg, url: url, status: final, merged: rep, runnerBefore: before, runnerAfter: after})
+	}
+	if o.exit {
+		return nil
+	}
+	p.line("serving until Ctrl-C (work dir %s, log %s)", o.dir, logFile.Name())
+	<-ctx.Done()
+	return nil
+}
+
+// demoConfig is the daemon's configuration for the demo's world.
+func demoConfig(env *demo.Env, o demoOptions) (config.Config, error) {
+	cfg := config.Default()
+	cfg.Server.Listen = o.listen
+	cfg.Server.StateDir = env.StateDir()
+	cfg.Server.WebhookSecret = "demo-webhook-secret"
+	cfg.Server.ResyncToken = "demo-resync-token"
+	cfg.GitLab.URL = env.GitLabURL
+	cfg.GitLab.Token = demo.Token
+	cfg.Watch.Image = env.Image()
+	cfg.Watch.Platforms = []string{"linux/amd64", "linux/arm64"}
+	cfg.Watch.Settle = 0
+	cfg.Watch.Schedule = "@every 1h"
+	for _, p := range env.Projects {
+		cfg.Projects = append(cfg.Projects, config.Project{Path: p, Files: []string{".gitlab-ci.yml"}})
+	}
+	cfg.Store.Dir = env.StoreDir()
+	cfg.Store.LockTimeout = config.Duration(time.Minute)
+	status := filepath.Join(env.RunnerDir(), "status.json") // as demoRun reads it
+	cfg.Runner.Control = "command"
+	cfg.Runner.ConfigFile = filepath.Join(env.RunnerDir(), "config.toml")
+	cfg.Runner.StartCommand = append(append([]string(nil), o.runner...), "start",
+		"-config", cfg.Runner.ConfigFile, "-status", status, "-store", env.StoreDir(),
+		"-jobs=-1", "-job-duration=400ms", "-reload-interval=1s", "-log", filepath.Join(env.RunnerDir(), "runner.log"))
+	cfg.Runner.StopCommand = append(append([]string(nil), o.runner...), "stop", "-status", status)
+	cfg.Runner.ID = int(env.RunnerID)
+	cfg.Runner.DrainTimeout = config.Duration(time.Minute)
+	cfg.Reconcile.Schedule = "@every 1h"
+	return cfg, cfg.Validate()
+}
+
+func demoRunnerOptions(cfg config.Config) runner.Options {
+	return runner.Options{
+		Control: cfg.Runner.Control, StartCommand: cfg.Runner.StartCommand, StopCommand: cfg.Runner.StopCommand,
+		ConfigFile: cfg.Runner.ConfigFile, DrainTimeout: cfg.Runner.DrainTimeout.D(),
+	}
+}
+
+// writeRunnerConfig writes the stand-in runner's config.toml as a team
+// following the manual recipe would have it.
+func writeRunnerConfig(path string, env *demo.Env, image string) error {
+	store := env.StoreDir()
+	text := fmt.Sprintf(`concurrent = 1
+check_interval = 0
+
+[[runners]]
+  name = "nix runner"
+  url = %q
+  executor = "docker"
+  [runners.docker]
+    image = %q
+    privileged = false
+    volumes = ["/cache", "%s/nix/store:/nix/store:rw", "%s/nix/var/nix/db:/nix/var/nix/db:rw"]
+`, env.GitLabURL, image, store, store)
+	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+// demoStatus is the part of GET /status the demo follows.
+type demoStatus struct {
+	Tracked string `json:"tracked_digest"`
+	Watch   struct {
+		Error string `json:"error"`
+	} `json:"watch"`
+	Queued  bool       `json:"queued"`
+	Current *demoPass  `json:"current"`
+	Last    *demoPass  `json:"last"`
+	Recent  []demoPass `json:"recent"`
+}
+
+type demoPass struct {
+	ID              string            `json:"id"`
+	Result          string            `json:"result"`
+	Error           string            `json:"error"`
+	Seeded          []string          `json:"seeded"`
+	Image           string            `json:"image"`
+	DowntimeSeconds float64           `json:"downtime_seconds"`
+	Steps           []reconciler.Step `json:"steps"`
+}
+
+func fetchStatus(ctx context.Context, url string) (demoStatus, error) {
+	var st demoStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/status", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("reading /status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("reading /status: %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// follow prints the steps of the reconcile after the one with id after as
+// they finish, and returns it once it has finished.
+func (p *demoPrinter) follow(ctx context.Context, url, after string) (*demoPass, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	printed := map[string]bool{}
+	show := func(r *demoPass) {
+		for _, s := range r.Steps {
+			key := r.ID + "/" + s.Name + "/" + s.Digest
+			if printed[key] {
+				continue
+			}
+			printed[key] = true
+			line := fmt.Sprintf("  %-10s %6.2fs", s.Name, s.Seconds)
+			if s.Digest != "" {
+				line += "  " + short(s.Digest)
+			}
+			if s.Error != "" {
+				line += "  error: " + s.Error
+			}
+			p.line("%s", line)
+		}
+	}
+	target := ""
+	for {
+		st, err := fetchStatus(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		if st.Current != nil && st.Current.ID != after && target == "" {
+			target = st.Current.ID
+		}
+		if st.Current != nil && st.Current.ID == target {
+			show(st.Current)
+		}
+		if r := nextRun(st.Recent, after, target); r != nil {
+			show(r)
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.New("waiting for the reconcile: " + ctx.Err().Error())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitIdle returns /status once no pass runs or is queued.
+func waitIdle(ctx context.Context, url string) (demoStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		st, err := fetchStatus(ctx, url)
+		if err != nil || (st.Current == nil && !st.Queued) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, errors.New("waiting for the daemon to be idle: " + ctx.Err().Error())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// nextRun finds, among the finished runs (oldest first), target or, when
+// no run was seen in progress, the first run after the one with id after.
+func nextRun(recent []demoPass, after, target string) *demoPass {
+	for i := range recent {
+		if target != "" && recent[i].ID == target {
+			return &recent[i]
+		}
+	}
+	if target != "" {
+		return nil
+	}
+	if after == "" && len(recent) > 0 {
+		return &recent[0]
+	}
+	for i := range recent {
+		if recent[i].ID == after && i+1 < len(recent) {
+			return &recent[i+1]
+		}
+	}
+	return nil
+}
+
+// demoPrinter prints the demo's steps with the time since its start.
+type demoPrinter struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p *demoPrinter) step(format string, args ...any) {
+	fmt.Fprintf(p.w, "[%5.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (p *demoPrinter) done(format string, args ...any) {
+	fmt.Fprintf(p.w, "         ✓ %s\n", fmt.Sprintf(format, args...))
+}
+
+func (p *demoPrinter) line(format string, args ...any) {
+	fmt.Fprintf(p.w, "         %s\n", fmt.Sprintf(format, args...))
+}
+
+func short(digest string) string {
+	if i := strings.IndexByte(digest, ':'); i >= 0 && len(digest) > i+12 {
+		return digest[:i+13]
+	}
+	return digest
+}
+
+func shortAll(ds []string) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = short(d)
+	}
+	return out
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func countPaths(storeDir string) int {
+	entries, err := os.ReadDir(filepath.Join(storeDir, "nix/store"))
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
+}
+
+// removeAll removes a tree that holds read-only store dirs.
+func removeAll(dir string) {
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	os.RemoveAll(dir)
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
 )
 
 func main() {
@@ -49,6 +51,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "standin" {
+		// The stand-in runner of `hydrafy demo` (gitlab-runner's signal
+		// contract); not a user command.
+		return standin.Main(args[1:], stderr)
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {

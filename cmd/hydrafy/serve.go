@@ -54,14 +54,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // serve runs the daemon built from cfg with the given stager until ctx
 // ends. listening, when set, is told the address it listens on.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reconciler.Stager, listening func(addr string)) error {
-	if cfg.Server.WebhookSecret == "" {
-		return errNoSecret
-	}
-	d, err := newDaemon(cfg, log, stager)
+	srv, closeDaemon, err := newServer(cfg, log, stager)
 	if err != nil {
 		return err
 	}
-	defer d.rec.Close()
+	defer closeDaemon()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// newServer builds the daemon's HTTP server and its parts from cfg; the
+// returned func releases them once the server has stopped.
+func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*server.Server, func(), error) {
+	if cfg.Server.WebhookSecret == "" {
+		return nil, nil, errNoSecret
+	}
+	d, err := newDaemon(cfg, log, stager)
+	if err != nil {
+		return nil, nil, err
+	}
 	projects := make([]string, 0, len(cfg.Projects))
 	for _, p := range cfg.Projects {
 		projects = append(projects, p.Path)
@@ -79,14 +96,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reco
 		Log:            log,
 	})
 	if err != nil {
-		return err
+		d.rec.Close()
+		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
-	if listening != nil {
-		listening(ln.Addr().String())
-	}
-	return srv.Serve(ctx, ln)
+	return srv, func() { d.rec.Close() }, nil
 }

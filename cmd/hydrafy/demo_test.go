@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
+)
+
+// TestDemoCycle runs the demo's whole cycle non-interactively and checks
+// the end state with real parts: the live store verified by Nix and
+// holding both releases, the MR merged, the stand-in runner restarted
+// with its config.toml pinned to the new digest, /status reporting success.
+func TestDemoCycle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	var cycle *demoCycle
+	var out, errb bytes.Buffer
+	err := demoRun(ctx, demoOptions{
+		dir: dir, listen: "127.0.0.1:0", exit: true,
+		runner: []string{os.Args[0], "-standin"},
+		done: func(c *demoCycle) {
+			cycle = c
+			checkDemoEnd(t, c)
+		},
+	}, &out, &errb)
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo: %v\nstderr: %s", err, errb.String())
+	}
+	if cycle == nil {
+		t.Fatal("the demo finished without reporting its cycle")
+	}
+	for _, want := range []string{"seeding the live store", "MR !1 in demo/webapp", "merge webhook", "commit", "runner downtime"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	// At exit the demo stops its stand-in runner.
+	if s, err := standin.ReadStatus(filepath.Join(cycle.env.RunnerDir(), "status.json")); err != nil || standin.Alive(s.PID) {
+		t.Errorf("stand-in runner still alive after the demo (%+v, %v)", s, err)
+	}
+}
+
+func checkDemoEnd(t *testing.T, c *demoCycle) {
+	t.Helper()
+	env := c.env
+	a, b := env.Releases[0], env.Releases[1]
+
+	// The store: verified by Nix, holding exactly both releases' paths.
+	got := nixtest.Verify(t, env.StoreDir())
+	var want []string
+	for _, v := range []string{a.Version, b.Version} {
+		spec := synth.Release(synth.ReleaseOptions{Version: v, Paths: 40, Shared: 34, FilesPerPath: 12, FileSize: 4096})
+		for _, p := range spec.Paths {
+			seed := spec.Seed
+			if p.Seed != "" {
+				seed = p.Seed
+			}
+			want = append(want, synth.StorePath(seed, p.Name))
+		}
+	}
+	slices.Sort(want)
+	want = slices.Compact(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live store paths (-want +got):\n%s", diff)
+	}
+
+	// The MR in the first project is merged; its default branch pins B.
+	mrs := env.GitLab.MergeRequests(env.Projects[0])
+	if len(mrs) != 1 || mrs[0].State != "merged" {
+		t.Errorf("MRs of %s: %+v, want one merged", env.Projects[0], mrs)
+	}
+	ci, err := env.GitLab.File(env.Projects[0], "main", ".gitlab-ci.yml")
+	if err != nil || !strings.Contains(ci, "@"+b.Digest) {
+		t.Errorf("%s's default branch does not pin %s (%v):\n%s", env.Projects[0], b.Digest, err, ci)
+	}
+
+	// The runner was stopped and started again, and runs with the new pin.
+	if c.runnerAfter.PID == c.runnerBefore.PID || !standin.Alive(c.runnerAfter.PID) {
+		t.Errorf("runner pid %d → %d (alive %v): not restarted", c.runnerBefore.PID, c.runnerAfter.PID, standin.Alive(c.runnerAfter.PID))
+	}
+	wantImage := env.Image() + "@" + b.Digest
+	toml, err := os.ReadFile(c.cfg.Runner.ConfigFile)
+	if err != nil || !strings.Contains(string(toml), `image = "`+wantImage+`"`) {
+		t.Errorf("config.toml does not pin %s (%v):\n%s", wantImage, err, toml)
+	}
+
+	// /status reports success: the merge's pass did the work, any pass
+	// after it found nothing left to do.
+	if c.merged == nil || c.merged.Result != "ok" || len(c.merged.Seeded) != 1 || c.merged.Seeded[0] != b.Digest {
+		t.Errorf("the merge's pass: %+v, want ok seeding %s", c.merged, b.Digest)
+	}
+	if c.status.Last == nil || (c.status.Last.Result != "ok" && c.status.Last.Result != "noop") {
+		t.Fatalf("/status last run: %+v", c.status.Last)
+	}
+	if c.status.Tracked != b.Digest {
+		t.Errorf("/status tracked digest %q, want %q", c.status.Tracked, b.Digest)
+	}
+}
