@@ -39,6 +39,7 @@ type demoCycle struct {
 	url    string     // the daemon's base URL
 	status demoStatus // GET /status after the cycle, once the daemon is idle
 	merged *demoPass  // the reconcile the merge webhook started
+	cached string     // the store path a "job" built before the upgrade
 	// runnerBefore and runnerAfter are the stand-in's status at its first
 	// start and after the cycle.
 	runnerBefore, runnerAfter standin.Status
@@ -105,6 +106,13 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("seeding the live store: %w", err)
 	}
 	p.done("%d store paths, %s", res.Paths, humanBytes(res.Bytes))
+
+	p.step("a CI job builds hello-2.12 into the shared store (the cache hydrafy must keep)")
+	cached, err := demo.BuildCached(ctx, env)
+	if err != nil {
+		return err
+	}
+	p.done("%s", cached)
 
 	cfg, err := demoConfig(env, o)
 	if err != nil {
@@ -216,15 +224,16 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	p.line("the live store now holds %d paths: all of %s and %s; nothing was removed", countPaths(env.StoreDir()), a.Version, b.Version)
-	p.line("done in %.1fs. Look around: %s/status  %s/metrics", time.Since(p.start).Seconds(), url, url)
 	after, err := standin.ReadStatus(statusFile)
 	if err != nil {
 		return err
 	}
 	p.line("runner pid %d → %d, image %s", before.PID, after.PID, after.Image)
+	p.line("the live store now holds %d paths: all of %s, all of %s and the cached build %s; nothing was removed",
+		countPaths(env.StoreDir()), a.Version, b.Version, filepath.Base(cached))
+	p.line("done in %.1fs. Look around: %s/status  %s/metrics", time.Since(p.start).Seconds(), url, url)
 	if o.done != nil {
-		o.done(&demoCycle{env: env, cfg: cfg, url: url, status: final, merged: rep, runnerBefore: before, runnerAfter: after})
+		o.done(&demoCycle{env: env, cfg: cfg, url: url, status: final, merged: rep, cached: cached, runnerBefore: before, runnerAfter: after})
 	}
 	if o.exit {
 		return nil

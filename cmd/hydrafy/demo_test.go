@@ -71,10 +71,14 @@ func checkDemoEnd(t *testing.T, c *demoCycle) {
 			want = append(want, synth.StorePath(seed, p.Name))
 		}
 	}
+	want = append(want, c.cached)
 	slices.Sort(want)
 	want = slices.Compact(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
+	}
+	if refs := nixtest.References(t, env.StoreDir(), c.cached); len(refs) != 1 || !strings.Contains(refs[0], "lib000") {
+		t.Errorf("cached build's references %v, want the release's lib000", refs)
 	}
 
 	// The MR in the first project is merged; its default branch pins B.
