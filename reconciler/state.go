@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 )
 
 // stateFileName is the state's file inside the state dir.
@@ -134,39 +136,8 @@ func (r *Reconciler) persist() error {
 	return writeState(r.opts.StateDir, b)
 }
 
-// writeState writes the encoded state atomically: a temp file in the same
-// dir, fsync, rename over the old file, fsync of the dir.
+// writeState writes the encoded state atomically: a crash leaves the old
+// state or the new one.
 func writeState(dir string, b []byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating state dir: %w", err)
-	}
-	f, err := os.CreateTemp(dir, stateFileName+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing state: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("writing state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFileName)); err != nil {
-		return fmt.Errorf("replacing state: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing state dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing state dir: %w", err)
-	}
-	return nil
+	return fsutil.WriteFileAtomic(filepath.Join(dir, stateFileName), append(b, '\n'), 0o600)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+
 	"gitlab.com/hydrafy/hydrafy/bot/pin"
 )
 
@@ -86,43 +88,14 @@ func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // writeAtomic replaces the file name (or the file its symlink points to)
-// with data: a temporary file in the same directory, renamed over it, with
-// the old file's permissions.
-func writeAtomic(name string, data []byte) (err error) {
+// with data atomically, keeping its mode and owner.
+func writeAtomic(name string, data []byte) error {
 	target, err := filepath.EvalSymlinks(name)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, cause(err))
 	}
-	info, err := os.Stat(target)
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, cause(err))
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".hydrafy-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := tmp.Chmod(info.Mode().Perm()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
-		return fmt.Errorf("writing %s: %w", name, err)
+	if err := fsutil.ReplaceFile(target, data); err != nil {
+		return fmt.Errorf("writing %s: %w", name, cause(errors.Unwrap(err)))
 	}
 	return nil
 }
