@@ -248,3 +248,25 @@ func TestMergeCopiesRows(t *testing.T) {
 		t.Errorf("derivation outputs %v", outs)
 	}
 }
+
+// TestMergeFailedRegistration moves the renamed paths back when the
+// registration fails: live and staged stores are as they were, and the
+// merge runs once the cause is gone.
+func TestMergeFailedRegistration(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	execSQL(t, live, `create trigger refuse before insert on Refs begin select raise(abort, 'disk full'); end`)
+	before, stagedBefore := snapshot(t, live), snapshot(t, staged)
+	_, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("merge with a failing registration: %v", err)
+	}
+	assertUnchanged(t, before, live)
+	assertUnchanged(t, stagedBefore, staged)
+	execSQL(t, live, `drop trigger refuse`)
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err != nil || len(rep.Added) != 3 {
+		t.Fatalf("merge after the failure: %v, %d added", err, len(rep.Added))
+	}
+	nixtest.Verify(t, live)
+}
