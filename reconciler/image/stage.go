@@ -34,7 +34,8 @@ type Staged struct {
 	// Paths are the store paths staged and verified (/nix/store/…), sorted.
 	Paths []string
 	// Bytes is how many bytes were written.
-	Bytes  int64
+	Bytes int64
+	// Config is the platform image's config file.
 	Config *v1.ConfigFile
 }
 
