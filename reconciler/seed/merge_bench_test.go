@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,9 +41,10 @@ func extraPaths(i int) synth.Spec {
 // staging included; the copies of the live store that each iteration
 // starts from are made and flushed to disk outside the timing.
 //
-// Metrics: fresh-ms, merge-ms, merge10x-ms (whole seed), commit-ms and
-// commit10x-ms (store.Merge alone, lock to commit), merge/fresh and
-// merge10x/merge.
+// Metrics, medians over the iterations (a shared machine's disk makes
+// single runs noisy): fresh-ms, merge-ms, merge10x-ms (whole seed),
+// commit-ms and commit10x-ms (store.Merge alone, lock to commit), and the
+// ratios merge/fresh and merge10x/merge of those medians.
 func BenchmarkSeedMerge(b *testing.B) {
 	ctx := context.Background()
 	tmp := b.TempDir()
@@ -85,7 +87,7 @@ func BenchmarkSeedMerge(b *testing.B) {
 		b.Fatalf("the 10× store holds %d paths", n)
 	}
 
-	var fresh, merge1, merge10, commit1, commit10 time.Duration
+	var fresh, merge1, merge10, commit1, commit10 []time.Duration
 	run := func(dir string) (*seed.Result, time.Duration) {
 		unix.Sync()
 		start := time.Now()
@@ -105,35 +107,47 @@ func BenchmarkSeedMerge(b *testing.B) {
 		if res.How != seed.Fresh || res.Paths != 100 {
 			b.Fatalf("fresh seed: %+v", res)
 		}
-		fresh += d
+		fresh = append(fresh, d)
 
-		cp(b, live1, filepath.Join(it, "merge"))
-		res, d = run(filepath.Join(it, "merge"))
-		if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
-			b.Fatalf("merge: %+v", res)
+		// The two merges take turns at going first.
+		for k := range 2 {
+			if (i+k)%2 == 0 {
+				cp(b, live1, filepath.Join(it, "merge"))
+				res, d = run(filepath.Join(it, "merge"))
+				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
+					b.Fatalf("merge: %+v", res)
+				}
+				merge1 = append(merge1, d)
+				commit1 = append(commit1, res.Merge.Duration)
+			} else {
+				cp(b, live10, filepath.Join(it, "merge10"))
+				res, d = run(filepath.Join(it, "merge10"))
+				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
+					b.Fatalf("merge into the 10× store: %+v", res)
+				}
+				merge10 = append(merge10, d)
+				commit10 = append(commit10, res.Merge.Duration)
+			}
 		}
-		merge1 += d
-		commit1 += res.Merge.Duration
-
-		cp(b, live10, filepath.Join(it, "merge10"))
-		res, d = run(filepath.Join(it, "merge10"))
-		if len(res.Merge.Added) != 15 {
-			b.Fatalf("merge into the 10× store: %+v", res)
-		}
-		merge10 += d
-		commit10 += res.Merge.Duration
 		if out, err := exec.Command("rm", "-rf", it).CombinedOutput(); err != nil {
 			b.Fatalf("removing %s: %v %s", it, err, out)
 		}
 	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(b.N) }
-	b.ReportMetric(ms(fresh), "fresh-ms")
-	b.ReportMetric(ms(merge1), "merge-ms")
-	b.ReportMetric(ms(merge10), "merge10x-ms")
-	b.ReportMetric(ms(commit1), "commit-ms")
-	b.ReportMetric(ms(commit10), "commit10x-ms")
-	b.ReportMetric(float64(merge1)/float64(fresh), "merge/fresh")
-	b.ReportMetric(float64(merge10)/float64(merge1), "merge10x/merge")
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+	b.ReportMetric(ms(median(fresh)), "fresh-ms")
+	b.ReportMetric(ms(median(merge1)), "merge-ms")
+	b.ReportMetric(ms(median(merge10)), "merge10x-ms")
+	b.ReportMetric(ms(median(commit1)), "commit-ms")
+	b.ReportMetric(ms(median(commit10)), "commit10x-ms")
+	b.ReportMetric(float64(median(merge1))/float64(median(fresh)), "merge/fresh")
+	b.ReportMetric(float64(median(merge10))/float64(median(merge1)), "merge10x/merge")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // cp copies a store dir as it is (cp -a).

@@ -141,10 +141,22 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 	// completed by the next one.
 	ctx = context.WithoutCancel(ctx)
 	fmt.Fprintf(progress, "adding %d paths (%s), %d already valid\n", len(p.add), size(p.addedBytes()), p.valid)
+	// On a failure, move the paths back: the live store is then as it
+	// was, but for leftovers already deleted.
+	var moved []move
+	undo := func(err error) (MergeReport, error) {
+		for i := len(moved) - 1; i >= 0; i-- {
+			if uerr := moved[i].undo(liveDir, stagedDir); uerr != nil {
+				log.Warn("moving a path back to the staging dir", "path", moved[i].path, "err", uerr)
+			}
+		}
+		return rep, err
+	}
 	for _, m := range moves {
 		if err := m.apply(liveDir, stagedDir); err != nil {
-			return rep, err
+			return undo(err)
 		}
+		moved = append(moved, m)
 	}
 	if len(p.add) > 0 {
 		added := make([]string, len(p.add))
@@ -152,11 +164,11 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 			added[i] = r.path
 		}
 		if err := syncPaths(liveDir, added); err != nil {
-			return rep, err
+			return undo(err)
 		}
 		at("synced")
 		if err := register(ctx, conn, img, p.add); err != nil {
-			return rep, err
+			return undo(err)
 		}
 		at("committed")
 	}

@@ -221,3 +221,52 @@ func TestMergeRefusesOtherFilesystem(t *testing.T) {
 	}
 	assertUnchanged(t, before, live)
 }
+
+// TestMergeCopiesRows registers a new path with every column of the
+// image's row and its derivation outputs, with ids re-mapped.
+func TestMergeCopiesRows(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	added := minus(storePaths(releaseB), storePaths(releaseA))
+	drv, out := added[0], added[1]
+	execSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
+		sigs = 'cache.example.org-1:c2ln', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)
+	execSQL(t, staged, `insert into DerivationOutputs (drv, id, path) values ((select id from ValidPaths where path = ?), 'out', ?)`, drv, out)
+	// Spread the live ids away from the image's so that copied ids would show.
+	execSQL(t, live, `insert into ValidPaths (id, path, hash, registrationTime) values (5000, '/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone', 'sha256:00', 1); delete from ValidPaths where id = 5000`)
+	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want, got := dbRows(t, staged, drv), dbRows(t, live, drv)
+	if diff := cmp.Diff(want[1:], got[1:]); diff != "" {
+		t.Errorf("row of %s (-image +live):\n%s", drv, diff)
+	}
+	if got[0] == want[0] {
+		t.Errorf("the image's id %s was copied", got[0])
+	}
+	if outs := derivationOutputs(t, live); !cmp.Equal(outs, []string{drv + " out " + out}) {
+		t.Errorf("derivation outputs %v", outs)
+	}
+}
+
+// TestMergeFailedRegistration moves the renamed paths back when the
+// registration fails: live and staged stores are as they were, and the
+// merge runs once the cause is gone.
+func TestMergeFailedRegistration(t *testing.T) {
+	live := template(t, "go-a", goStore(releaseA))
+	staged := template(t, "go-b", goStore(releaseB))
+	execSQL(t, live, `create trigger refuse before insert on Refs begin select raise(abort, 'disk full'); end`)
+	before, stagedBefore := snapshot(t, live), snapshot(t, staged)
+	_, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("merge with a failing registration: %v", err)
+	}
+	assertUnchanged(t, before, live)
+	assertUnchanged(t, stagedBefore, staged)
+	execSQL(t, live, `drop trigger refuse`)
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
+	if err != nil || len(rep.Added) != 3 {
+		t.Fatalf("merge after the failure: %v, %d added", err, len(rep.Added))
+	}
+	nixtest.Verify(t, live)
+}

@@ -135,6 +135,15 @@ func (m move) apply(liveDir, stagedDir string) error {
 	return nil
 }
 
+// undo moves a renamed path back to the staging dir (after a failed
+// registration); adopted leftovers stay where they are.
+func (m move) undo(liveDir, stagedDir string) error {
+	if m.kind == moveAdopt {
+		return nil
+	}
+	return os.Rename(filepath.Join(liveDir, m.path), filepath.Join(stagedDir, m.path))
+}
+
 // emptyTrash deletes leftovers moved away by an interrupted merge.
 func emptyTrash(liveDir string) error {
 	entries, err := os.ReadDir(storePath(liveDir))
