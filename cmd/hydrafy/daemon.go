@@ -14,6 +14,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/runner"
+	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 	"gitlab.com/hydrafy/hydrafy/server"
 )
 
@@ -28,7 +29,7 @@ func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store dir: %w", err)
 	}
-	return &storeStager{live: live, pull: image.Options{Platform: cfg.Store.Platform}, lockTimeout: cfg.Store.LockTimeout.D(), log: log}, nil
+	return newStagerFor(live, seed.Options{Image: image.Options{Platform: cfg.Store.Platform}, LockTimeout: cfg.Store.LockTimeout.D()}, log), nil
 }
 
 // daemon is what `hydrafy serve` and `hydrafy reconcile` are built from.

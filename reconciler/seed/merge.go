@@ -3,6 +3,7 @@ package seed
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +31,35 @@ func merge(ctx context.Context, ref, dir string, o Options) (*Result, error) {
 }
 
 func stageAndMerge(ctx context.Context, ref, dir string, o Options, skip bool) (*Result, error) {
+	p, err := stage(ctx, ref, dir, o, skip)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	return p.Merge(ctx)
+}
+
+// Pending is an image staged next to a live store, verified and ready to
+// be merged in: the first half of a merge, done while the store is in use.
+type Pending struct {
+	dir     string
+	o       Options
+	st      *image.Staged
+	skipped int
+}
+
+// StageMerge pulls, extracts and verifies ref's store into a staging dir
+// inside dir (the same filesystem: the merge renames paths in), skipping
+// layers whose store paths dir holds already. Merge it with Merge; Close
+// removes what was staged.
+func StageMerge(ctx context.Context, ref, dir string, o Options) (*Pending, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return stage(ctx, ref, dir, o, true)
+}
+
+func stage(ctx context.Context, ref, dir string, o Options, skip bool) (*Pending, error) {
 	skipper, err := store.NewSkipper(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -48,37 +78,62 @@ func stageAndMerge(ctx context.Context, ref, dir string, o Options, skip bool) (
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			o.Log.Warn("removing the staging dir", "dir", st.Dir, "err", err)
-		}
-	}()
-	rep, err := store.Merge(ctx, dir, st.Dir, store.MergeOptions{
-		LockTimeout: o.LockTimeout, DryRun: o.DryRun, Log: o.Log, Progress: o.Progress,
+	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped())}, nil
+}
+
+// Digest is the digest the image was staged from: the index digest when
+// the reference names an index.
+func (p *Pending) Digest() string { return p.st.Digest }
+
+// Plan reports what Merge would add, changing nothing (no lock is taken).
+func (p *Pending) Plan(ctx context.Context) (store.MergeReport, error) {
+	return store.Merge(ctx, p.dir, p.st.Dir, store.MergeOptions{DryRun: true, Log: p.o.Log})
+}
+
+// Merge takes the store's big-lock (waiting up to Options.LockTimeout),
+// adds the staged paths the store lacks and records the image's layers.
+// A path of a skipped layer collected as garbage since staging fails it
+// before any change, with store.ErrStagedMissing: stage again.
+func (p *Pending) Merge(ctx context.Context) (*Result, error) {
+	rep, err := store.Merge(ctx, p.dir, p.st.Dir, store.MergeOptions{
+		LockTimeout: p.o.LockTimeout, DryRun: p.o.DryRun, Log: p.o.Log, Progress: p.o.Progress,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if !o.DryRun {
-		layers := store.HistoryLayers(st.Layers, st.Config)
-		if err := store.RecordLayers(dir, imageName(st), layers); err != nil {
-			return nil, err
+	if !p.o.DryRun {
+		layers := store.HistoryLayers(p.st.Layers, p.st.Config)
+		// The records only spare later downloads: the merge stands without them.
+		if err := store.RecordLayers(p.dir, imageName(p.st), layers); err != nil {
+			p.o.Log.Warn("recording merged layers", "err", err)
 		}
 	}
 	return &Result{
-		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, Store: dir, How: Merged,
-		Paths: len(rep.Added), Bytes: st.Bytes, Merge: &rep, LayersSkipped: len(skipper.Skipped()),
+		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, Store: p.dir, How: Merged,
+		Paths: len(rep.Added), Bytes: p.st.Bytes, Merge: &rep, LayersSkipped: p.skipped,
 	}, nil
 }
 
-// imageName is the image as the layer records name it: repository@digest.
-func imageName(st *image.Staged) string {
-	repo := st.Ref
-	if i := strings.LastIndex(repo, "@"); i >= 0 {
-		repo = repo[:i]
+// Close removes the staging dir.
+func (p *Pending) Close() error {
+	if err := p.st.Close(); err != nil {
+		p.o.Log.Warn("removing the staging dir", "dir", p.st.Dir, "err", err)
+		return err
 	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
+	return nil
+}
+
+// imageName is the image as the layer records name it: the reference's
+// repository, without tag or digest, @ the staged digest.
+func imageName(st *image.Staged) string { return repository(st.Ref) + "@" + st.Digest }
+
+// repository is ref without its tag or digest.
+func repository(ref string) string {
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		ref = ref[:i]
 	}
-	return repo + "@" + st.Digest
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	return ref
 }
