@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/demo"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
@@ -77,7 +79,7 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		if err != nil {
 			return err
 		}
-		defer removeAll(tmp)
+		defer fsutil.RemoveTree(tmp)
 		o.dir = tmp
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
@@ -480,15 +482,4 @@ func countPaths(storeDir string) int {
 		}
 	}
 	return n
-}
-
-// removeAll removes a tree that holds read-only store dirs.
-func removeAll(dir string) {
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }

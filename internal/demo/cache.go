@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
@@ -25,7 +27,7 @@ func BuildCached(ctx context.Context, e *Env) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer removeTree(staged)
+	defer fsutil.RemoveTree(staged)
 	infos, err := synth.WriteTrees(staged, spec)
 	if err != nil {
 		return "", err
@@ -58,14 +60,4 @@ func libRow(e *Env, lib string) (synth.Info, error) {
 		return synth.Info{}, err
 	}
 	return synth.Info{Path: lib, NarHash: h, NarSize: n}, nil
-}
-
-func removeTree(dir string) {
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o755)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }

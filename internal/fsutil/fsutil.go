@@ -2,7 +2,9 @@
 package fsutil
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -76,6 +78,27 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveTree deletes the tree at p, read-only dirs (store paths) included,
+// without following symlinks. A missing p is not an error.
+func RemoveTree(p string) error {
+	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.Chmod(q, 0o700)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting %s: %w", p, err)
+	}
+	if err := os.RemoveAll(p); err != nil {
+		return fmt.Errorf("deleting %s: %w", p, err)
 	}
 	return nil
 }

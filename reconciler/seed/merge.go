@@ -46,6 +46,7 @@ type Pending struct {
 	o       Options
 	st      *image.Staged
 	skipped int
+	release func() // the staging lock
 }
 
 // StageMerge pulls, extracts and verifies ref's store into a staging dir
@@ -59,7 +60,18 @@ func StageMerge(ctx context.Context, ref, dir string, o Options) (*Pending, erro
 	return stage(ctx, ref, dir, o, true)
 }
 
-func stage(ctx context.Context, ref, dir string, o Options, skip bool) (*Pending, error) {
+func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pending, err error) {
+	release := func() {}
+	if !o.DryRun {
+		if release, err = claimStaging(ctx, dir, o.Log); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				release()
+			}
+		}()
+	}
 	skipper, err := store.NewSkipper(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -78,7 +90,7 @@ func stage(ctx context.Context, ref, dir string, o Options, skip bool) (*Pending
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped())}, nil
+	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped()), release: release}, nil
 }
 
 // Digest is the digest the image was staged from: the index digest when
@@ -114,8 +126,9 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 	}, nil
 }
 
-// Close removes the staging dir.
+// Close removes the staging dir and lets the next run stage.
 func (p *Pending) Close() error {
+	defer p.release()
 	if err := p.st.Close(); err != nil {
 		p.o.Log.Warn("removing the staging dir", "dir", p.st.Dir, "err", err)
 		return err

@@ -88,6 +88,13 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	case t.holdsStore && !o.Replace:
 		return merge(ctx, ref, t.dir, o)
 	}
+	if t.exists {
+		release, err := claimStaging(ctx, t.dir, o.Log)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	pull := o.Image
 	pull.StageIn = t.stageIn
 	st, err := image.Stage(ctx, ref, pull)

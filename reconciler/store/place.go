@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+
 	"github.com/nix-community/go-nix/pkg/nar"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -161,24 +163,7 @@ func emptyTrash(liveDir string) error {
 }
 
 // removeTree deletes a store path tree, whose dirs are read-only.
-func removeTree(p string) error {
-	err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return os.Chmod(q, 0o755)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("deleting %s: %w", p, err)
-	}
-	if err := os.RemoveAll(p); err != nil {
-		return fmt.Errorf("deleting %s: %w", p, err)
-	}
-	return nil
-}
+func removeTree(p string) error { return fsutil.RemoveTree(p) }
 
 func exists(p string) (bool, error) {
 	_, err := os.Lstat(p)
