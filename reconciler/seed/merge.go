@@ -46,7 +46,7 @@ type Pending struct {
 	o       Options
 	st      *image.Staged
 	skipped int
-	release func() // the staging lock
+	area    *stagingArea // nil for a dry run
 }
 
 // StageMerge pulls, extracts and verifies ref's store into a staging dir
@@ -61,26 +61,24 @@ func StageMerge(ctx context.Context, ref, dir string, o Options) (*Pending, erro
 }
 
 func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pending, err error) {
-	release := func() {}
+	pull := o.Image
+	// A dry run changes nothing in dir, not even for a while.
+	pull.StageIn = os.TempDir()
+	var area *stagingArea
 	if !o.DryRun {
-		if release, err = claimStaging(ctx, dir, o.Log); err != nil {
+		if area, err = newStagingArea(ctx, dir, o.Log); err != nil {
 			return nil, err
 		}
 		defer func() {
 			if err != nil {
-				release()
+				area.Close()
 			}
 		}()
+		pull.StageIn = area.dir
 	}
 	skipper, err := store.NewSkipper(ctx, dir)
 	if err != nil {
 		return nil, err
-	}
-	pull := o.Image
-	pull.StageIn = dir
-	if o.DryRun {
-		// A dry run changes nothing in dir, not even for a while.
-		pull.StageIn = os.TempDir()
 	}
 	if skip {
 		pull.Skip = skipper.Skip
@@ -90,7 +88,7 @@ func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pendi
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped()), release: release}, nil
+	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped()), area: area}, nil
 }
 
 // Digest is the digest the image was staged from: the index digest when
@@ -126,14 +124,16 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 	}, nil
 }
 
-// Close removes the staging dir and lets the next run stage.
+// Close removes the staging dir.
 func (p *Pending) Close() error {
-	defer p.release()
-	if err := p.st.Close(); err != nil {
-		p.o.Log.Warn("removing the staging dir", "dir", p.st.Dir, "err", err)
-		return err
+	err := p.st.Close()
+	if p.area != nil {
+		err = errors.Join(err, p.area.Close())
 	}
-	return nil
+	if err != nil {
+		p.o.Log.Warn("removing the staging dir", "dir", p.st.Dir, "err", err)
+	}
+	return err
 }
 
 // imageName is the image as the layer records name it: the reference's

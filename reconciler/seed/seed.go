@@ -88,15 +88,16 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	case t.holdsStore && !o.Replace:
 		return merge(ctx, ref, t.dir, o)
 	}
+	pull := o.Image
+	pull.StageIn = t.stageIn
 	if t.exists {
-		release, err := claimStaging(ctx, t.dir, o.Log)
+		area, err := newStagingArea(ctx, t.dir, o.Log)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
+		defer area.Close()
+		pull.StageIn = area.dir
 	}
-	pull := o.Image
-	pull.StageIn = t.stageIn
 	st, err := image.Stage(ctx, ref, pull)
 	if err != nil {
 		return nil, err

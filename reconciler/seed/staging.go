@@ -15,15 +15,56 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 )
 
-// stagePrefix starts the name of every staging dir (see reconciler/image).
+// stagePrefix starts the name of every staging area in a store dir.
 const stagePrefix = ".hydrafy-stage-"
 
-// claimStaging takes an exclusive flock on dir itself (no file is
-// created: a failed seed leaves dir as it was), so that one seed or
-// reconcile at a time stages into dir, then deletes the staging dirs that
-// a run killed mid-stage left behind (they can be large). The returned
-// func releases the lock.
-func claimStaging(ctx context.Context, dir string, log *slog.Logger) (release func(), err error) {
+// stagingArea is a dir inside the store dir (the same filesystem: merges
+// rename staged paths in) that holds one staged image. It stays flocked
+// while in use, so that another run can tell it from the leftover of a
+// run killed mid-stage, which can be large and is deleted.
+type stagingArea struct {
+	dir string
+	f   *os.File
+}
+
+// newStagingArea deletes the stale staging areas in dir and makes a new
+// one. It holds an flock on dir itself meanwhile (no file is created there:
+// a failed seed leaves dir as it was), so that two runs never take each
+// other's fresh area for a stale one.
+func newStagingArea(ctx context.Context, dir string, log *slog.Logger) (*stagingArea, error) {
+	d, err := lockWait(ctx, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	removeStale(dir, log)
+	tmp, err := os.MkdirTemp(dir, stagePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("making a staging dir: %w", err)
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		os.Remove(tmp)
+		return nil, fmt.Errorf("locking the staging dir: %w", err)
+	}
+	return &stagingArea{dir: tmp, f: f}, nil
+}
+
+// Close deletes the area and what it holds.
+func (a *stagingArea) Close() error {
+	defer a.f.Close()
+	return fsutil.RemoveTree(a.dir)
+}
+
+// lockWait takes an exclusive flock on dir, waiting while another run
+// holds it (briefly: only while it sets up its staging area).
+func lockWait(ctx context.Context, dir string, log *slog.Logger) (*os.File, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("claiming the staging area: %w", err)
@@ -31,34 +72,47 @@ func claimStaging(ctx context.Context, dir string, log *slog.Logger) (release fu
 	for waited := false; ; waited = true {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			break
+			return f, nil
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
 			return nil, fmt.Errorf("claiming the staging area: %w", err)
 		}
 		if !waited {
-			log.Info("another seed or reconcile is staging into this store dir; waiting", "dir", dir)
+			log.Info("another seed or reconcile is setting up its staging dir; waiting", "dir", dir)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
 			return nil, fmt.Errorf("waiting for another seed or reconcile staging into %s: %w", dir, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// removeStale deletes the staging areas in dir that no run holds.
+func removeStale(dir string, log *slog.Logger) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("claiming the staging area: %w", err)
+		log.Warn("looking for stale staging dirs", "err", err)
+		return
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), stagePrefix) {
-			log.Info("removing a staging dir left by an interrupted run", "dir", e.Name())
-			if err := fsutil.RemoveTree(filepath.Join(dir, e.Name())); err != nil {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagePrefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		held := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
+		if !held {
+			log.Info("removing a staging dir left by an interrupted run", "dir", p)
+			if err := fsutil.RemoveTree(p); err != nil {
 				log.Warn("removing a stale staging dir", "err", err)
 			}
 		}
+		f.Close()
 	}
-	return func() { f.Close() }, nil
 }

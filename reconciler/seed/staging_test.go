@@ -5,13 +5,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 )
 
-func TestClaimStagingRemovesStaleDirs(t *testing.T) {
+// TestStagingAreas: an area left by a killed run (no flock) is deleted,
+// read-only store dirs and all; an area in use is not; two areas can be
+// in use at once (the reconciler stages every missing image before it
+// merges any).
+func TestStagingAreas(t *testing.T) {
 	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
 	stale := filepath.Join(dir, stagePrefix+"123", "nix/store/abc-x")
 	if err := os.MkdirAll(stale, 0o755); err != nil {
 		t.Fatal(err)
@@ -19,7 +22,6 @@ func TestClaimStagingRemovesStaleDirs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(stale, "f"), []byte("x"), 0o444); err != nil {
 		t.Fatal(err)
 	}
-	// Store paths are read-only: the removal must cope.
 	if err := os.Chmod(stale, 0o555); err != nil {
 		t.Fatal(err)
 	}
@@ -27,47 +29,30 @@ func TestClaimStagingRemovesStaleDirs(t *testing.T) {
 	if err := os.Mkdir(keep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	release, err := claimStaging(context.Background(), dir, slog.New(slog.DiscardHandler))
+	a, err := newStagingArea(context.Background(), dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
 	if _, err := os.Stat(filepath.Join(dir, stagePrefix+"123")); !os.IsNotExist(err) {
 		t.Errorf("stale staging dir still there: %v", err)
 	}
 	if _, err := os.Stat(keep); err != nil {
-		t.Errorf("claimStaging removed %s: %v", keep, err)
+		t.Errorf("newStagingArea removed %s: %v", keep, err)
 	}
-}
-
-func TestClaimStagingWaitsForHolder(t *testing.T) {
-	dir := t.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	release, err := claimStaging(context.Background(), dir, log)
+	b, err := newStagingArea(context.Background(), dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := claimStaging(ctx, dir, log); err == nil || !strings.Contains(err.Error(), "waiting for another seed or reconcile") {
-		t.Fatalf("second claim while held: %v, want a wait that ends with the context", err)
+	if _, err := os.Stat(a.dir); err != nil {
+		t.Errorf("a second area removed the first, in use: %v", err)
 	}
-	got := make(chan error, 1)
-	go func() {
-		r, err := claimStaging(context.Background(), dir, log)
-		if err == nil {
-			r()
-		}
-		got <- err
-	}()
-	time.Sleep(150 * time.Millisecond)
-	release()
-	select {
-	case err := <-got:
-		if err != nil {
+	for _, area := range []*stagingArea{a, b} {
+		if err := area.Close(); err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the claim did not follow the release")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "nix" {
+		t.Errorf("left in the store dir: %v", entries)
 	}
 }
