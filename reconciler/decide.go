@@ -7,8 +7,26 @@ import (
 )
 
 // desiredDigests returns the sorted digests that the observation pins: every
-// pin with a digest, plus the runner default image's digest when it has one.
+// pin with a digest on a default or proposal branch, plus the runner default
+// image's digest when it has one. A proposed digest is seeded before its
+// merge request is merged: a merge only adds paths, so that is safe.
 func desiredDigests(obs Observation) []string {
+	out := pinnedDigests(obs)
+	for _, p := range obs.Projects {
+		for _, pin := range p.Proposed {
+			if pin.Digest != "" {
+				out = append(out, pin.Digest)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// pinnedDigests returns the sorted digests that jobs use now: the pins of
+// the default branches and the runner default image's digest. config.toml
+// pins one of these, never a digest that is only proposed.
+func pinnedDigests(obs Observation) []string {
 	var out []string
 	for _, p := range obs.Projects {
 		for _, pin := range p.Pins {

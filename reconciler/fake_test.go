@@ -155,7 +155,8 @@ func (s *fakeStaged) Close() error {
 	return nil
 }
 
-// fakeRepo serves files per project on branch "main".
+// fakeRepo serves files per project on branch "main", and on other
+// branches under "project:file@branch".
 type fakeRepo struct {
 	mu    sync.Mutex
 	files map[string]string // "project:file" → content
@@ -180,10 +181,11 @@ func (f *fakeRepo) DefaultBranch(ctx context.Context, project string) (string, e
 func (f *fakeRepo) ReadFile(ctx context.Context, project, file, ref string) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	key := project + ":" + file
 	if ref != "main" {
-		return nil, fmt.Errorf("unexpected ref %q", ref)
+		key += "@" + ref
 	}
-	s, ok := f.files[project+":"+file]
+	s, ok := f.files[key]
 	if !ok {
 		return nil, ErrNotFound
 	}

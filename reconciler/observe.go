@@ -43,22 +43,43 @@ func (p *passRun) readProject(ctx context.Context, proj Project) (ProjectPins, e
 		return pp, fmt.Errorf("reading default branch of %s: %w", proj.Path, err)
 	}
 	pp.Branch = branch
+	if pp.Pins, err = p.readPins(ctx, proj, branch); err != nil {
+		return pp, err
+	}
+	if b := r.opts.ProposalBranch; b != "" && b != branch {
+		// A project without an open proposal has no such branch: every
+		// file is then not found, and the branch adds nothing.
+		if pp.Proposed, err = p.readPins(ctx, proj, b); err != nil {
+			return pp, err
+		}
+		if len(pp.Proposed) == 0 {
+			pp.Proposed = nil
+		}
+	}
+	return pp, nil
+}
+
+// readPins returns the references of the watched image in proj's files at
+// ref; a file missing there has none.
+func (p *passRun) readPins(ctx context.Context, proj Project, ref string) ([]Pin, error) {
+	r := p.r
+	out := []Pin{}
 	for _, f := range proj.Files {
-		src, err := r.opts.Repo.ReadFile(ctx, proj.Path, f, branch)
+		src, err := r.opts.Repo.ReadFile(ctx, proj.Path, f, ref)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return pp, fmt.Errorf("reading %s of %s at %s: %w", f, proj.Path, branch, err)
+			return out, fmt.Errorf("reading %s of %s at %s: %w", f, proj.Path, ref, err)
 		}
 		pins, err := r.opts.Find(src, r.opts.Image)
 		if err != nil {
-			return pp, Terminal(fmt.Errorf("finding %s in %s of %s: %w", r.opts.Image, f, proj.Path, err))
+			return out, Terminal(fmt.Errorf("finding %s in %s of %s at %s: %w", r.opts.Image, f, proj.Path, ref, err))
 		}
 		for _, pin := range pins {
 			pin.File = f
-			pp.Pins = append(pp.Pins, pin)
+			out = append(out, pin)
 		}
 	}
-	return pp, nil
+	return out, nil
 }

@@ -75,7 +75,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	}
 
 	obs := p.observe(ctx)
-	desired := desiredDigests(obs)
+	desired, pinned := desiredDigests(obs), pinnedDigests(obs)
 	r.mu.Lock()
 	r.state.Observed = obs
 	r.state.FirstSeen = markSeen(r.state.FirstSeen, desired, r.opts.Now())
@@ -86,7 +86,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	// The observation is written with the next state write: before the
 	// runner is touched, or at the end of the pass.
 	if len(missing) == 0 {
-		p.configure(ctx, desired)
+		p.configure(ctx, pinned)
 		p.set(func(rep *Report) {
 			if !rep.Changed && len(p.errs) == 0 {
 				rep.Result = ResultNoop
@@ -109,7 +109,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		// Nothing to commit: the runner keeps running; config.toml may
 		// pin a digest seeded just now (the runner re-reads it).
 		if held > 0 {
-			p.configure(ctx, desired)
+			p.configure(ctx, pinned)
 		}
 		if len(p.errs) == 0 {
 			p.set(func(rep *Report) { rep.Result = ResultOK })
@@ -138,7 +138,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	for _, s := range staged {
 		p.commit(crit, s)
 	}
-	p.configure(crit, desired)
+	p.configure(crit, pinned)
 	if p.start(crit) {
 		p.checkRunning(crit)
 	}

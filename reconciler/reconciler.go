@@ -28,6 +28,12 @@ type Options struct {
 	// DefaultImage is an optional digest reference the runner needs seeded
 	// whatever the projects pin (for example its default job image).
 	DefaultImage string
+	// ProposalBranch is the branch on which the proposer pins a new digest
+	// in each project (its merge request's source branch). The digests it
+	// pins are seeded ahead of the merge, so that the merge request's own
+	// pipeline finds their stores; config.toml never pins them. Empty: only
+	// default branches count.
+	ProposalBranch string
 	// StoreDir is the live store dir config.toml mounts.
 	StoreDir string
 	// PinImage makes config.toml pin the newest seeded digest as the
@@ -61,6 +67,9 @@ const (
 	KindPeriodic Kind = "periodic"
 	KindStartup  Kind = "startup"
 	KindManual   Kind = "manual"
+	// KindProposal: the proposer opened or updated merge requests that
+	// pin a digest the store may lack.
+	KindProposal Kind = "proposal"
 )
 
 // Reason is why a pass was asked for.

@@ -53,19 +53,24 @@ type InFlight struct {
 	Stopped bool   `json:"stopped"`
 }
 
-// Observation is what the watched projects' default branches pinned.
+// Observation is what the watched projects' default and proposal branches
+// pinned.
 type Observation struct {
 	At       time.Time     `json:"at,omitzero"`
 	Projects []ProjectPins `json:"projects"`
 	Default  string        `json:"default_image,omitempty"`
 }
 
-// ProjectPins is one project's default branch and the references found there.
+// ProjectPins is one project's default branch and the references found
+// there, and the references on its open proposal branch.
 type ProjectPins struct {
 	Path   string `json:"path"`
 	Branch string `json:"branch,omitempty"`
 	Pins   []Pin  `json:"pins"`
-	Error  string `json:"error,omitempty"`
+	// Proposed are the references on the proposal branch; none when the
+	// project has no such branch.
+	Proposed []Pin  `json:"proposed,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func (s *State) seededSet() map[string]bool {

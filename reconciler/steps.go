@@ -117,13 +117,14 @@ func (p *passRun) seeded(d string, cr CommitReport) {
 }
 
 // configure points config.toml at the live store and, when pinning, at the
-// newest seeded desired digest.
-func (p *passRun) configure(ctx context.Context, desired []string) {
+// newest seeded digest that jobs use now (pinned). The runner re-reads the
+// file: a changed pin needs no restart.
+func (p *passRun) configure(ctx context.Context, pinned []string) {
 	r := p.r
 	image := ""
 	if r.opts.PinImage {
 		r.mu.Lock()
-		d := pickImage(desired, r.state.seededSet(), r.state.FirstSeen, pinCounts(r.state.Observed))
+		d := pickImage(pinned, r.state.seededSet(), r.state.FirstSeen, pinCounts(r.state.Observed))
 		r.mu.Unlock()
 		if d != "" {
 			image = p.ref(d)

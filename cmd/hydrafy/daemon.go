@@ -10,6 +10,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"gitlab.com/hydrafy/hydrafy/bot"
+	"gitlab.com/hydrafy/hydrafy/bot/propose"
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
@@ -76,17 +77,18 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 	}
 	metrics := server.NewMetrics()
 	rec, err := reconciler.New(reconciler.Options{
-		Image:        cfg.Watch.Image,
-		Projects:     projects,
-		StoreDir:     storeDir,
-		PinImage:     cfg.Runner.PinImage,
-		StateDir:     cfg.Server.StateDir,
-		DrainTimeout: cfg.Runner.DrainTimeout.D(),
-		Repo:         reconciler.GitLabRepo{Client: gl},
-		Find:         reconciler.PinFind,
-		Stager:       stager,
-		Runner:       run,
-		OnReport:     metrics.ObserveReport,
+		Image:          cfg.Watch.Image,
+		Projects:       projects,
+		ProposalBranch: propose.BranchName(cfg.Propose.BranchPrefix, cfg.Watch.Image),
+		StoreDir:       storeDir,
+		PinImage:       cfg.Runner.PinImage,
+		StateDir:       cfg.Server.StateDir,
+		DrainTimeout:   cfg.Runner.DrainTimeout.D(),
+		Repo:           reconciler.GitLabRepo{Client: gl},
+		Find:           reconciler.PinFind,
+		Stager:         stager,
+		Runner:         run,
+		OnReport:       metrics.ObserveReport,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -99,7 +101,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		gl:      gl,
 		rec:     rec,
 		metrics: metrics,
-		watcher: botWatcher{bot: b},
+		watcher: botWatcher{bot: b, trigger: rec.Trigger},
 		checks: []server.Check{
 			{Name: "gitlab", Check: func(ctx context.Context) error {
 				_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
@@ -36,10 +37,13 @@ func pushRelease(t *testing.T, host, version string) (string, []string) {
 // TestMergeWebhookMergesStore is the whole loop with the real parts: the
 // live store holds release A's store (seeded with `hydrafy seed`); the
 // daemon's scheduled watch pass sees the tracked tag at release B and opens
-// a merge request pinning it; a maintainer merges it; the webhook makes the
-// daemon stage B from the registry, drain and stop the stand-in, merge B's
-// paths into the live store (Nix verifies the result: A's and B's paths,
-// nothing lost), pin config.toml to B and start the runner again.
+// a merge request pinning it, which triggers a reconcile: the daemon stages
+// B from the registry, drains and stops the stand-in, merges B's paths into
+// the live store (Nix verifies the result: A's and B's paths, nothing lost)
+// and starts the runner again, still pinning A in config.toml since the
+// default branch pins A, so that the merge request's own pipeline finds
+// B's store. A maintainer merges it; the webhook's pass then only pins
+// config.toml to B, without a second drain.
 func TestMergeWebhookMergesStore(t *testing.T) {
 	host := nixtest.Registry(t)
 	digestA, pathsA := pushRelease(t, host, "2.24.9")
@@ -74,7 +78,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	}
 
 	// The watch pass proposes B; /status shows the tracked digest and the
-	// merge request.
+	// merge request; the proposal's reconcile seeds B.
 	var st statusJSON
 	waitFor(t, "the proposal of B", func() bool {
 		st = getStatus(t, e.base)
@@ -84,12 +88,12 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if len(mrs) != 1 || mrs[0].State != "opened" {
 		t.Fatalf("merge requests %+v, want the proposal open", mrs)
 	}
-	if _, err := e.emu.Merge("group/app", mrs[0].IID, "hydrafy-bot"); err != nil {
-		t.Fatal(err)
-	}
 	rep := e.seedingRun(t, digestB)
-	if rep.Result != reconciler.ResultOK {
-		t.Fatalf("pass after the merge: %+v", rep)
+	if rep.Result != reconciler.ResultOK || !strings.HasPrefix(rep.Reasons[0], "proposal: "+digestB) {
+		t.Fatalf("pass seeding the proposal: %+v", rep)
+	}
+	if rep.Image != repo+"@"+digestA {
+		t.Errorf("config.toml pins %q while the default branch pins A", rep.Image)
 	}
 	added := 0
 	for _, p := range pathsB {
@@ -106,7 +110,46 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}
-	e.checkRestarted(t, repo+"@"+digestB)
+	restarted := e.checkRestarted(t, repo+"@"+digestA)
+
+	// The merge: config.toml now pins B; the runner re-reads it and keeps
+	// running.
+	if _, err := e.emu.Merge("group/app", mrs[0].IID, "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
+	// The merge's push and merge request webhooks may make one pass or
+	// two: one re-pins config.toml, none drains.
+	st = waitStatus(t, e.base, "the pass after the merge", func(s statusJSON) bool {
+		return s.Last != nil && strings.HasPrefix(s.Last.Reasons[0], "webhook: ") && s.Last.Image == repo+"@"+digestB &&
+			s.Current == nil && !s.Queued
+	})
+	repinned := 0
+	for _, r := range st.Recent {
+		if !strings.HasPrefix(r.Reasons[0], "webhook: ") {
+			continue
+		}
+		if r.Changed && r.Image == repo+"@"+digestB {
+			repinned++
+		}
+		if r.Result == reconciler.ResultFailed {
+			t.Errorf("pass after the merge failed: %+v", r)
+		}
+		for _, s := range r.Steps {
+			if s.Name != "read-pins" && s.Name != "configure" {
+				t.Errorf("pass after the merge ran step %s: %+v", s.Name, r.Steps)
+			}
+		}
+	}
+	if repinned != 1 {
+		t.Errorf("%d passes re-pinned config.toml to B, want 1: %+v", repinned, st.Recent)
+	}
+	waitFor(t, "the stand-in to reload B", func() bool {
+		now, err := standin.ReadStatus(e.status)
+		return err == nil && now.Image == repo+"@"+digestB
+	})
+	if now, _ := standin.ReadStatus(e.status); now.PID != restarted.PID {
+		t.Errorf("the runner was restarted for the merge: pid %d → %d", restarted.PID, now.PID)
+	}
 	metrics := httpGet(t, e.base+"/metrics")
 	for _, want := range []string{
 		`hydrafy_merge_requests_total{action="opened"} 1`,
