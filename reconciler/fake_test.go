@@ -105,7 +105,7 @@ type fakeStager struct {
 	commitErr  map[string]error
 	commitHook func(ctx context.Context, digest string)
 	// pending, when set, makes staged stores Planners that would add this
-	// many paths; a negative count fails the plan.
+	// many paths; a negative count fails the plan, -2 for good.
 	pending map[string]int
 }
 
@@ -126,6 +126,9 @@ type plannedStaged struct{ fakeStaged }
 func (s *plannedStaged) PathsToAdd(context.Context) (int, error) {
 	s.f.calls.add("plan %s", s.digest)
 	n := s.f.pending[s.digest]
+	if n == -2 {
+		return 0, Terminal(errors.New("db schema: the live store has schema 10, the image 11"))
+	}
 	if n < 0 {
 		return 0, errors.New("reading the live db: locked")
 	}

@@ -283,3 +283,39 @@ func TestPassSkipsDrainForHeldStores(t *testing.T) {
 		})
 	}
 }
+
+// TestPassStallsOnTerminalPlan: a staged store whose commit must fail for
+// good (a differing schema) stalls its digest without pausing or stopping
+// the runner; the periodic pass then skips it.
+func TestPassStallsOnTerminalPlan(t *testing.T) {
+	r := newRig(t)
+	r.stager.pending = map[string]int{dA: -2, dB: 0}
+	rec := r.reconciler(t)
+	rep := rec.Once(context.Background(), manual)
+	if rep.Result != ResultFailed || !rep.Terminal || !strings.Contains(rep.Error, "db schema") {
+		t.Errorf("result %s terminal %v %q, want a terminal failure", rep.Result, rep.Terminal, rep.Error)
+	}
+	for _, call := range []string{"preflight", "pause", "wait-idle", "stop", "start", "unpause"} {
+		if n := r.calls.count(call); n != 0 {
+			t.Errorf("%s called %d times: %v", call, n, r.calls.list())
+		}
+	}
+	if !slices.Contains(r.calls.list(), "close "+dA) {
+		t.Errorf("staged store of %s not discarded: %v", dA, r.calls.list())
+	}
+	st := rec.Status()
+	if diff := cmp.Diff([]string{dB}, digests(st.Seeded)); diff != "" {
+		t.Errorf("seeded (-want +got):\n%s", diff)
+	}
+	if st.Stalled[dA] == "" {
+		t.Errorf("%s not stalled: %+v", dA, st.Stalled)
+	}
+	r.calls.log = nil
+	rep = rec.Once(context.Background(), Reason{Kind: KindPeriodic})
+	if diff := cmp.Diff([]string{dA}, rep.Skipped); diff != "" {
+		t.Errorf("periodic pass skipped (-want +got):\n%s", diff)
+	}
+	if slices.Contains(r.calls.list(), "stage nixos/nix@"+dA) {
+		t.Errorf("periodic pass staged the stalled digest: %v", r.calls.list())
+	}
+}

@@ -23,38 +23,65 @@ func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged,
 			p.noteStalled(d, err)
 			continue
 		}
-		if p.alreadyHeld(ctx, s) {
+		switch p.planCommit(ctx, s) {
+		case planHeld:
 			held++
-			if err := s.Close(); err != nil {
-				p.r.log.Warn("discarding staged store", "digest", d, "err", err)
-			}
+		case planFailed:
+		default:
+			staged = append(staged, s)
 			continue
 		}
-		staged = append(staged, s)
+		if err := s.Close(); err != nil {
+			p.r.log.Warn("discarding staged store", "digest", d, "err", err)
+		}
 	}
 	return staged, held
 }
 
-// alreadyHeld records s as seeded when it says its commit would add no
-// path. A store that cannot tell is committed as usual.
-func (p *passRun) alreadyHeld(ctx context.Context, s Staged) bool {
+// planOutcome is what planning a commit found.
+type planOutcome int
+
+const (
+	// planCommit: the commit adds paths (or the store cannot tell).
+	planCommit planOutcome = iota
+	// planHeld: the live store holds every path already.
+	planHeld
+	// planFailed: the commit would fail for good (the schemas differ, the
+	// closure is incomplete): no drain for it.
+	planFailed
+)
+
+// planCommit asks s how many paths its commit would add. A store that
+// would add none is recorded as seeded at once. A terminal planning error
+// stalls the digest: draining the runner for a commit that must fail would
+// only cost downtime. A store that cannot tell is committed as usual.
+func (p *passRun) planCommit(ctx context.Context, s Staged) planOutcome {
 	pl, ok := s.(Planner)
 	if !ok {
-		return false
+		return planCommit
 	}
+	d := s.Digest()
 	start := p.r.opts.Now()
 	n, err := pl.PathsToAdd(ctx)
-	step := Step{Name: "plan", Digest: s.Digest(), Started: start, Seconds: seconds(p.r.opts.Now().Sub(start))}
-	if err != nil {
-		p.r.log.Warn("planning the commit; committing as usual", "digest", s.Digest(), "err", err)
+	step := Step{Name: "plan", Digest: d, Started: start}
+	switch {
+	case err != nil && IsTerminal(err):
+		err = fmt.Errorf("planning the commit of %s: %w", p.ref(d), err)
+		p.record(step, err)
+		p.noteStalled(d, err)
+		return planFailed
+	case err != nil:
+		// Not a failure of the pass: the commit plans again under the lock.
+		p.r.log.Warn("planning the commit; committing as usual", "digest", d, "err", err)
 		step.Error = err.Error()
 	}
+	step.Seconds = seconds(p.r.opts.Now().Sub(start))
 	p.set(func(rep *Report) { rep.Steps = append(rep.Steps, step) })
 	if err != nil || n > 0 {
-		return false
+		return planCommit
 	}
-	p.seeded(s.Digest(), CommitReport{})
-	return true
+	p.seeded(d, CommitReport{})
+	return planHeld
 }
 
 // drain pauses the runner and waits until it runs no jobs, bounded by the

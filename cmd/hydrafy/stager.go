@@ -55,10 +55,7 @@ func (g *storeStaged) Digest() string { return g.p.Digest() }
 func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, error) {
 	res, err := g.p.Merge(ctx)
 	if err != nil {
-		if errors.Is(err, store.ErrSchema) {
-			err = reconciler.Terminal(err)
-		}
-		return reconciler.CommitReport{}, err
+		return reconciler.CommitReport{}, terminalMerge(err)
 	}
 	return reconciler.CommitReport{PathsAdded: len(res.Merge.Added), BytesAdded: res.Merge.AddedBytes}, nil
 }
@@ -69,9 +66,19 @@ func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, erro
 func (g *storeStaged) PathsToAdd(ctx context.Context) (int, error) {
 	rep, err := g.p.Plan(ctx)
 	if err != nil {
-		return 0, err
+		return 0, terminalMerge(err)
 	}
 	return len(rep.Added), nil
+}
+
+// terminalMerge marks the merge errors that staging again cannot fix: a
+// schema that differs from the live store's, an image whose closure the
+// live store cannot complete.
+func terminalMerge(err error) error {
+	if errors.Is(err, store.ErrSchema) || errors.Is(err, store.ErrClosure) {
+		return reconciler.Terminal(err)
+	}
+	return err
 }
 
 // Close removes the staging dir.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,11 @@ type MergeReport struct {
 	// DryRun is set when nothing was changed.
 	DryRun bool
 }
+
+// ErrClosure is returned by Merge when a path to add references a path that
+// is neither in the image nor valid in the live store: merging it would
+// leave the store incomplete, and staging again does not change that.
+var ErrClosure = errors.New("closure")
 
 // Merge adds the store paths of the staged store at stagedDir (a root
 // holding nix/store and nix/var/nix/db, verified, on the same filesystem)
@@ -249,7 +255,7 @@ func plan(ctx context.Context, q querier, img *imageDB) (*mergePlan, error) {
 				return nil, fmt.Errorf("reading live db: %w", err)
 			}
 			if !ok {
-				return nil, fmt.Errorf("closure: %s references %s, which is neither in the image nor valid in the live store", r.path, ref)
+				return nil, fmt.Errorf("%w: %s references %s, which is neither in the image nor valid in the live store", ErrClosure, r.path, ref)
 			}
 		}
 	}

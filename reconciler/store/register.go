@@ -50,7 +50,7 @@ func register(ctx context.Context, conn *sql.Conn, img *imageDB, add []row) erro
 					return err
 				}
 				if !ok {
-					return fmt.Errorf("closure: %s references %s, which is not valid", r.path, ref)
+					return fmt.Errorf("%w: %s references %s, which is not valid", ErrClosure, r.path, ref)
 				}
 			}
 			if _, err := tx.ExecContext(ctx, `insert or ignore into Refs (referrer, reference) values (?, ?)`, ids[r.path], rid); err != nil {
