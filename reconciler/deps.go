@@ -48,7 +48,9 @@ type Runner interface {
 	Pause(ctx context.Context) error
 	// Unpause lets GitLab assign jobs again.
 	Unpause(ctx context.Context) error
-	// WaitIdle returns once the runner runs no jobs.
+	// WaitIdle returns once the runner runs no jobs. It bounds the wait
+	// itself (the drain timeout) and names the jobs still running when it
+	// gives up.
 	WaitIdle(ctx context.Context) error
 	// Stop stops the runner gracefully (SIGQUIT) and waits for its exit.
 	Stop(ctx context.Context) error

@@ -256,15 +256,14 @@ func newRig(t *testing.T) *rig {
 			{Path: "group/b", Files: []string{".gitlab-ci.yml", "ci/extra.yml"}},
 			{Path: "group/c", Files: []string{".gitlab-ci.yml"}},
 		},
-		StoreDir:     "/srv/nix-backup",
-		PinImage:     true,
-		StateDir:     t.TempDir(),
-		DrainTimeout: time.Minute,
-		Repo:         r.repo,
-		Find:         findLines,
-		Stager:       r.stager,
-		Runner:       r.runner,
-		Now:          clock.Now,
+		StoreDir: "/srv/nix-backup",
+		PinImage: true,
+		StateDir: t.TempDir(),
+		Repo:     r.repo,
+		Find:     findLines,
+		Stager:   r.stager,
+		Runner:   r.runner,
+		Now:      clock.Now,
 	}
 	return r
 }

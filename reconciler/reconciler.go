@@ -41,8 +41,6 @@ type Options struct {
 	PinImage bool
 	// StateDir holds the persisted state.
 	StateDir string
-	// DrainTimeout bounds the wait for running jobs; zero means no bound.
-	DrainTimeout time.Duration
 	// RestoreTimeout bounds the restart and unpause after a failure.
 	RestoreTimeout time.Duration
 

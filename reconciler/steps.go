@@ -84,8 +84,9 @@ func (p *passRun) planCommit(ctx context.Context, s Staged) planOutcome {
 	return planHeld
 }
 
-// drain pauses the runner and waits until it runs no jobs, bounded by the
-// drain timeout. It reports whether the runner may be stopped.
+// drain pauses the runner and waits until it runs no jobs; the runner
+// control bounds the wait (the drain timeout). It reports whether the
+// runner may be stopped.
 func (p *passRun) drain(ctx context.Context) bool {
 	r := p.r
 	if p.inflight(func(in *InFlight) { in.Paused = true }) != nil {
@@ -95,14 +96,9 @@ func (p *passRun) drain(ctx context.Context) bool {
 	if p.step(ctx, "pause", "", r.opts.Runner.Pause) != nil {
 		return false
 	}
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if r.opts.DrainTimeout > 0 {
-		wctx, cancel = context.WithTimeout(ctx, r.opts.DrainTimeout)
-	}
-	defer cancel()
-	err := p.step(wctx, "wait-idle", "", func(ctx context.Context) error {
+	err := p.step(ctx, "wait-idle", "", func(ctx context.Context) error {
 		if err := r.opts.Runner.WaitIdle(ctx); err != nil {
-			return fmt.Errorf("waiting for running jobs (drain timeout %s): %w", r.opts.DrainTimeout, err)
+			return fmt.Errorf("draining the runner: %w", err)
 		}
 		return nil
 	})

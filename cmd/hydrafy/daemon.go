@@ -83,7 +83,6 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		StoreDir:       storeDir,
 		PinImage:       cfg.Runner.PinImage,
 		StateDir:       cfg.Server.StateDir,
-		DrainTimeout:   cfg.Runner.DrainTimeout.D(),
 		Repo:           reconciler.GitLabRepo{Client: gl},
 		Find:           reconciler.PinFind,
 		Stager:         stager,
