@@ -44,6 +44,9 @@ type Runner interface {
 	// Preflight refuses a control that cannot drain safely (for example a
 	// systemd unit that stops with SIGTERM).
 	Preflight(ctx context.Context) error
+	// Paused reports whether the runner is paused in GitLab now: a runner
+	// an administrator paused stays paused after a drain.
+	Paused(ctx context.Context) (bool, error)
 	// Pause stops new job assignments through the GitLab API.
 	Pause(ctx context.Context) error
 	// Unpause lets GitLab assign jobs again.

@@ -49,6 +49,8 @@ type fakeRunner struct {
 	fail  map[string][]error // consumed one per call; nil entries succeed
 	hook  func(ctx context.Context, method string) error
 	up    bool
+	// pausedBefore is what Paused answers: paused by an administrator.
+	pausedBefore bool
 }
 
 func (f *fakeRunner) do(ctx context.Context, method string) error {
@@ -76,11 +78,16 @@ func (f *fakeRunner) do(ctx context.Context, method string) error {
 }
 
 func (f *fakeRunner) Preflight(ctx context.Context) error { return f.do(ctx, "preflight") }
-func (f *fakeRunner) Pause(ctx context.Context) error     { return f.do(ctx, "pause") }
-func (f *fakeRunner) Unpause(ctx context.Context) error   { return f.do(ctx, "unpause") }
-func (f *fakeRunner) WaitIdle(ctx context.Context) error  { return f.do(ctx, "wait-idle") }
-func (f *fakeRunner) Stop(ctx context.Context) error      { return f.do(ctx, "stop") }
-func (f *fakeRunner) Start(ctx context.Context) error     { return f.do(ctx, "start") }
+func (f *fakeRunner) Paused(context.Context) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pausedBefore, nil
+}
+func (f *fakeRunner) Pause(ctx context.Context) error    { return f.do(ctx, "pause") }
+func (f *fakeRunner) Unpause(ctx context.Context) error  { return f.do(ctx, "unpause") }
+func (f *fakeRunner) WaitIdle(ctx context.Context) error { return f.do(ctx, "wait-idle") }
+func (f *fakeRunner) Stop(ctx context.Context) error     { return f.do(ctx, "stop") }
+func (f *fakeRunner) Start(ctx context.Context) error    { return f.do(ctx, "start") }
 
 func (f *fakeRunner) Running(ctx context.Context) (bool, error) {
 	f.calls.add("running?")

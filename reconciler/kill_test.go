@@ -67,6 +67,11 @@ func (f fileRunner) Unpause(context.Context) error   { f.note("unpause"); return
 func (f fileRunner) Stop(context.Context) error      { f.note("stop"); return f.flag("up", false) }
 func (f fileRunner) Start(context.Context) error     { f.note("start"); return f.flag("up", true) }
 
+func (f fileRunner) Paused(context.Context) (bool, error) {
+	_, err := os.Stat(filepath.Join(f.dir, "paused"))
+	return err == nil, nil
+}
+
 func (f fileRunner) Running(context.Context) (bool, error) {
 	_, err := os.Stat(filepath.Join(f.dir, "up"))
 	return err == nil, nil

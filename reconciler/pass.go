@@ -14,6 +14,7 @@ type passRun struct {
 	errs []error
 
 	paused, unpaused bool
+	wasPaused        bool // paused before the drain: left paused
 	stopped, started bool
 	stoppedAt        time.Time
 	// recovering: restoring after a killed process. Its Running answer
@@ -64,13 +65,14 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		// A pass was cut short with the runner paused or stopped: bring
 		// it back before anything else.
 		p.set(func(rep *Report) { rep.Recovery = true })
-		p.paused, p.stopped = inflight.Paused, inflight.Stopped
+		p.paused, p.stopped, p.wasPaused = inflight.Paused, inflight.Stopped, inflight.WasPaused
 		p.recovering = true
 		if !p.restore(ctx) {
 			return
 		}
 		// The runner is back: the rest of the pass tracks its own steps.
 		p.paused, p.unpaused, p.stopped, p.started, p.stoppedAt = false, false, false, false, time.Time{}
+		p.wasPaused = false
 		p.recovering = false
 	}
 

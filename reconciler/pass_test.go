@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -317,5 +318,47 @@ func TestPassStallsOnTerminalPlan(t *testing.T) {
 	}
 	if slices.Contains(r.calls.list(), "stage nixos/nix@"+dA) {
 		t.Errorf("periodic pass staged the stalled digest: %v", r.calls.list())
+	}
+}
+
+// TestPassKeepsAdminPause: a runner paused before the drain (by an
+// administrator) is drained, stopped and started, but left paused; so is
+// one whose pass was cut short, on recovery.
+func TestPassKeepsAdminPause(t *testing.T) {
+	r := newRig(t)
+	r.runner.pausedBefore = true
+	rec := r.reconciler(t)
+	rep := rec.Once(context.Background(), manual)
+	if rep.Result != ResultOK {
+		t.Fatalf("pass: %+v", rep)
+	}
+	if n := r.calls.count("unpause"); n != 0 || r.calls.count("start") != 1 {
+		t.Errorf("calls %v: want a start and no unpause", r.calls.list())
+	}
+	if st := rec.Status(); st.InFlight != nil {
+		t.Errorf("in flight after the pass: %+v", st.InFlight)
+	}
+	rec.Close()
+
+	// A pass cut short after the stop: the next process starts the runner
+	// and leaves it paused.
+	r = newRig(t)
+	b, err := json.Marshal(State{InFlight: &InFlight{Run: "x", Paused: true, Stopped: true, WasPaused: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeState(r.opts.StateDir, b); err != nil {
+		t.Fatal(err)
+	}
+	r.runner.up = false
+	r.runner.pausedBefore = true // GitLab still has it paused
+	rec = r.reconciler(t)
+	defer rec.Close()
+	rep = rec.Once(context.Background(), Reason{Kind: KindStartup})
+	if !rep.Recovery || r.calls.count("start") < 1 {
+		t.Errorf("recovery did not start the runner: %+v %v", rep, r.calls.list())
+	}
+	if n := r.calls.count("unpause"); n != 0 {
+		t.Errorf("recovery unpaused an administrator's pause: %v", r.calls.list())
 	}
 }

@@ -34,10 +34,13 @@ func (p *passRun) checkRunning(ctx context.Context) {
 	})
 }
 
-// unpause lets GitLab assign jobs to the runner again.
+// unpause lets GitLab assign jobs to the runner again, unless it was
+// paused before the drain (an administrator's pause stays).
 func (p *passRun) unpause(ctx context.Context) bool {
 	r := p.r
-	if p.step(ctx, "unpause", "", r.opts.Runner.Unpause) != nil {
+	if p.wasPaused {
+		r.log.Info("leaving the runner paused: it was paused before the drain", "run", p.rep.ID)
+	} else if p.step(ctx, "unpause", "", r.opts.Runner.Unpause) != nil {
 		return false
 	}
 	p.unpaused = true

@@ -51,6 +51,9 @@ type InFlight struct {
 	Run     string `json:"run"`
 	Paused  bool   `json:"paused"`
 	Stopped bool   `json:"stopped"`
+	// WasPaused: the runner was paused before the pass paused it (by an
+	// administrator); it is left paused.
+	WasPaused bool `json:"was_paused,omitempty"`
 }
 
 // Observation is what the watched projects' default and proposal branches

@@ -89,20 +89,27 @@ func (p *passRun) planCommit(ctx context.Context, s Staged) planOutcome {
 // runner may be stopped.
 func (p *passRun) drain(ctx context.Context) bool {
 	r := p.r
-	if p.inflight(func(in *InFlight) { in.Paused = true }) != nil {
+	// An administrator's pause must outlast the pass: read it first.
+	start := r.opts.Now()
+	was, err := r.opts.Runner.Paused(ctx)
+	if err != nil {
+		p.record(Step{Name: "pause", Started: start}, fmt.Errorf("reading whether the runner is paused: %w", err))
+		return false
+	}
+	p.wasPaused = was
+	if p.inflight(func(in *InFlight) { in.Paused, in.WasPaused = true, p.wasPaused }) != nil {
 		return false
 	}
 	p.paused = true
 	if p.step(ctx, "pause", "", r.opts.Runner.Pause) != nil {
 		return false
 	}
-	err := p.step(ctx, "wait-idle", "", func(ctx context.Context) error {
+	return p.step(ctx, "wait-idle", "", func(ctx context.Context) error {
 		if err := r.opts.Runner.WaitIdle(ctx); err != nil {
 			return fmt.Errorf("draining the runner: %w", err)
 		}
 		return nil
-	})
-	return err == nil
+	}) == nil
 }
 
 // commit merges one staged store and records its digest as seeded, in

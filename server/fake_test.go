@@ -65,6 +65,7 @@ func (r *runner) list() []string {
 }
 
 func (r *runner) Preflight(context.Context) error        { return r.do("preflight") }
+func (r *runner) Paused(context.Context) (bool, error)   { return false, nil }
 func (r *runner) Pause(context.Context) error            { return r.do("pause") }
 func (r *runner) Unpause(context.Context) error          { return r.do("unpause") }
 func (r *runner) WaitIdle(context.Context) error         { return r.do("wait-idle") }

@@ -19,6 +19,7 @@ import (
 type quickRunner struct{}
 
 func (quickRunner) Preflight(context.Context) error        { return nil }
+func (quickRunner) Paused(context.Context) (bool, error)   { return false, nil }
 func (quickRunner) Pause(context.Context) error            { return nil }
 func (quickRunner) Unpause(context.Context) error          { return nil }
 func (quickRunner) WaitIdle(context.Context) error         { return nil }

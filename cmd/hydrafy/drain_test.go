@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
@@ -46,5 +48,30 @@ func TestDrainTimeoutNamesJobs(t *testing.T) {
 	}
 	if now, err := standin.ReadStatus(e.status); err != nil || now.PID != e.first.PID || !standin.Alive(now.PID) {
 		t.Errorf("stand-in after the failed drain: %+v, %v; first pid %d", now, err, e.first.PID)
+	}
+}
+
+// TestAdminPauseOutlastsReconcile: an administrator paused the runner in
+// GitLab; a reconcile drains, stops, commits and starts it, and leaves it
+// paused. Without the pause, the same pass unpauses it.
+func TestAdminPauseOutlastsReconcile(t *testing.T) {
+	for _, adminPaused := range []bool{true, false} {
+		t.Run(fmt.Sprintf("paused=%v", adminPaused), func(t *testing.T) {
+			e := newE2E(t, "nixos/nix", "build:\n  image: nixos/nix@"+e2eDigest+"\n", nil)
+			if _, _, err := e.gl.Runners.UpdateRunnerDetails(int(e.runnerID), &gitlab.UpdateRunnerDetailsOptions{Paused: gitlab.Ptr(adminPaused)}); err != nil {
+				t.Fatal(err)
+			}
+			d := newTestDaemon(t, e)
+			rep := d.rec.Once(context.Background(), reconciler.Reason{Kind: reconciler.KindManual})
+			if rep.Result != reconciler.ResultOK || rep.DowntimeSeconds <= 0 {
+				t.Fatalf("pass: %+v", rep)
+			}
+			if paused, err := e.emu.RunnerPaused(e.runnerID); err != nil || paused != adminPaused {
+				t.Errorf("runner paused = %v, %v after the reconcile, want %v", paused, err, adminPaused)
+			}
+			if st := d.rec.Status(); st.InFlight != nil {
+				t.Errorf("in flight after the pass: %+v", st.InFlight)
+			}
+		})
 	}
 }

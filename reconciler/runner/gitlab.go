@@ -19,6 +19,20 @@ func (r *Runner) Unpause(ctx context.Context) error {
 	return r.setPaused(ctx, false)
 }
 
+// Paused reports whether GitLab has the runner paused (GET /runners/:id),
+// for example by an administrator.
+func (r *Runner) Paused(ctx context.Context) (bool, error) {
+	id, err := r.runnerID(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading runner: %w", err)
+	}
+	d, _, err := r.gl.Runners.GetRunnerDetails(id, gitlab.WithContext(ctx))
+	if err != nil {
+		return false, fmt.Errorf("reading runner %d: %w", id, err)
+	}
+	return d.Paused, nil
+}
+
 func (r *Runner) setPaused(ctx context.Context, paused bool) error {
 	action := map[bool]string{true: "pausing", false: "unpausing"}[paused]
 	id, err := r.runnerID(ctx)
