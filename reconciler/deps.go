@@ -21,6 +21,14 @@ type Staged interface {
 	Close() error
 }
 
+// Holder is an optional interface of a Stager: which of the digests the
+// live store still holds entirely, checked cheaply on every pass. A seeded
+// digest it denies (its paths were collected as garbage, or the store was
+// replaced) is dropped from the seeded digests and staged again.
+type Holder interface {
+	Held(ctx context.Context, digests []string) (map[string]bool, error)
+}
+
 // Planner is an optional interface of a Staged: how many store paths a
 // commit would add. A staged store that would add none is recorded as
 // seeded without draining the runner (the live store holds it already).

@@ -77,6 +77,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	}
 
 	obs := p.observe(ctx)
+	p.checkSeeded(ctx)
 	desired, pinned := desiredDigests(obs), pinnedDigests(obs)
 	r.mu.Lock()
 	r.state.Observed = obs

@@ -34,9 +34,12 @@ type Report struct {
 	// Terminal says that retrying without a change cannot help.
 	Terminal bool `json:"terminal,omitempty"`
 
-	Desired  []string `json:"desired"`
-	Missing  []string `json:"missing"`
-	Skipped  []string `json:"skipped,omitempty"`
+	Desired []string `json:"desired"`
+	Missing []string `json:"missing"`
+	Skipped []string `json:"skipped,omitempty"`
+	// Lost are digests the state had as seeded whose stores the live store
+	// no longer holds entirely; they count as missing.
+	Lost     []string `json:"lost,omitempty"`
 	Seeded   []string `json:"seeded"`
 	Image    string   `json:"image,omitempty"`
 	Changed  bool     `json:"config_changed"`

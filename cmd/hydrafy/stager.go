@@ -23,8 +23,15 @@ type storeStager struct {
 
 var (
 	_ reconciler.Stager  = (*storeStager)(nil)
+	_ reconciler.Holder  = (*storeStager)(nil)
 	_ reconciler.Planner = (*storeStaged)(nil)
 )
+
+// Held reports which digests the live store still holds entirely, by the
+// layer records and the live db (no lock: jobs may run).
+func (s *storeStager) Held(ctx context.Context, digests []string) (map[string]bool, error) {
+	return store.HeldImages(ctx, s.live, digests)
+}
 
 // Stage pulls, extracts and verifies ref's store into a staging dir inside
 // the live store dir. Layers whose store paths the live store holds
@@ -62,11 +69,17 @@ func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, erro
 
 // PathsToAdd counts the paths a commit would add, with a dry-run merge
 // (no lock, read-only live db): an image whose store the live store holds
-// already needs no drain.
+// already needs no drain. Such an image is recorded as held in the layer
+// records at once, as a commit would record it.
 func (g *storeStaged) PathsToAdd(ctx context.Context) (int, error) {
 	rep, err := g.p.Plan(ctx)
 	if err != nil {
 		return 0, terminalMerge(err)
+	}
+	if len(rep.Added) == 0 {
+		if err := g.p.Record(); err != nil {
+			return 0, fmt.Errorf("recording a held image: %w", err)
+		}
 	}
 	return len(rep.Added), nil
 }

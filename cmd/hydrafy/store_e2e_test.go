@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,4 +165,63 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 		}
 	}
 	t.Logf("runner downtime %.3fs for %d paths", rep.DowntimeSeconds, added)
+}
+
+// TestLostImageSeededAgain: a seeded image whose path a job's garbage
+// collection deleted is found missing by the next pass (through the layer
+// records and the live db) and merged again; the state no longer claims
+// it meanwhile.
+func TestLostImageSeededAgain(t *testing.T) {
+	host := nixtest.Registry(t)
+	digestA, pathsA := pushRelease(t, host, "2.24.9")
+	repo := host + "/nixos/nix"
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) {
+		var out, errs bytes.Buffer
+		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
+			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
+		}
+	})
+	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(e.cfg, slog.New(slog.DiscardHandler), stager)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.rec.Close()
+	manual := reconciler.Reason{Kind: reconciler.KindManual}
+	if rep := d.rec.Once(context.Background(), manual); rep.Result != reconciler.ResultOK || len(rep.Seeded) != 1 || len(rep.Lost) != 0 {
+		t.Fatalf("first pass: %+v", rep)
+	}
+	if rep := d.rec.Once(context.Background(), manual); rep.Result != reconciler.ResultNoop || len(rep.Lost) != 0 {
+		t.Fatalf("second pass, store intact: %+v", rep)
+	}
+
+	// A job switches the profile away and collects garbage: Nix deletes
+	// one of A's paths while the runner's jobs hold the store.
+	if err := os.RemoveAll(filepath.Join(e.store, "nix/var/nix/profiles")); err != nil {
+		t.Fatal(err)
+	}
+	deleted := ""
+	for _, p := range slices.Backward(pathsA) {
+		if _, err := nixtest.Run(nil, "nix-store", "--store", e.store, "--delete", p); err == nil {
+			deleted = p
+			break
+		}
+	}
+	if deleted == "" {
+		t.Fatal("Nix deleted none of A's paths")
+	}
+
+	rep := d.rec.Once(context.Background(), manual)
+	if rep.Result != reconciler.ResultOK || !slices.Equal(rep.Lost, []string{digestA}) || !slices.Equal(rep.Seeded, []string{digestA}) {
+		t.Fatalf("pass after the garbage collection: %+v", rep)
+	}
+	if len(rep.Commits) != 1 || rep.Commits[0].PathsAdded != 1 {
+		t.Errorf("commits %+v, want %s added again", rep.Commits, deleted)
+	}
+	if diff := cmp.Diff(pathsA, nixtest.Verify(t, e.store)); diff != "" {
+		t.Errorf("live store paths (-want +got):\n%s", diff)
+	}
 }

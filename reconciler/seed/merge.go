@@ -112,9 +112,8 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if !p.o.DryRun {
-		layers := store.HistoryLayers(p.st.Layers, p.st.Config)
 		// The records only spare later downloads: the merge stands without them.
-		if err := store.RecordLayers(p.dir, imageName(p.st), layers); err != nil {
+		if err := p.Record(); err != nil {
 			p.o.Log.Warn("recording merged layers", "err", err)
 		}
 	}
@@ -122,6 +121,13 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, Store: p.dir, How: Merged,
 		Paths: len(rep.Added), Bytes: p.st.Bytes, Merge: &rep, LayersSkipped: p.skipped,
 	}, nil
+}
+
+// Record records the image and its layers as held by the store, as Merge
+// does after merging: for an image whose paths the store holds already
+// (Plan adds none), so that store.HeldImages knows it.
+func (p *Pending) Record() error {
+	return store.RecordLayers(p.dir, imageName(p.st), store.HistoryLayers(p.st.Layers, p.st.Config))
 }
 
 // Close removes the staging dir.
