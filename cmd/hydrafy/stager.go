@@ -64,7 +64,10 @@ func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, erro
 	if err != nil {
 		return reconciler.CommitReport{}, terminalMerge(err)
 	}
-	return reconciler.CommitReport{PathsAdded: len(res.Merge.Added), BytesAdded: res.Merge.AddedBytes}, nil
+	return reconciler.CommitReport{
+		PathsAdded: len(res.Merge.Added), BytesAdded: res.Merge.AddedBytes,
+		PathsTotal: res.Merge.PathsTotal, BytesTotal: res.Merge.BytesTotal,
+	}, nil
 }
 
 // PathsToAdd counts the paths a commit would add, with a dry-run merge

@@ -112,6 +112,9 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}
+	if len(rep.Commits) == 1 && (rep.Commits[0].PathsTotal != len(want) || rep.Commits[0].BytesTotal <= rep.Commits[0].BytesAdded) {
+		t.Errorf("commit totals %+v, want %d paths", rep.Commits[0], len(want))
+	}
 	restarted := e.checkRestarted(t, repo+"@"+digestA)
 
 	// The merge: config.toml now pins B; the runner re-reads it and keeps
@@ -159,6 +162,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 		`hydrafy_reconciles_total{result="ok"}`,
 		"hydrafy_runner_downtime_seconds_count 1",
 		"hydrafy_store_paths_added_total " + strconv.Itoa(added),
+		"hydrafy_store_paths " + strconv.Itoa(len(want)),
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)

@@ -58,6 +58,10 @@ type MergeReport struct {
 	Duration time.Duration
 	// DryRun is set when nothing was changed.
 	DryRun bool
+	// PathsTotal and BytesTotal are the valid paths of the live store after
+	// the merge and their NAR size; zero for a dry run.
+	PathsTotal int
+	BytesTotal int64
 }
 
 // ErrClosure is returned by Merge when a path to add references a path that
@@ -179,6 +183,11 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 		at("committed")
 	}
 	p.fill(&rep)
+	// Still under the lock: the totals are the store as the merge left it.
+	// They only inform: the merge stands without them.
+	if err := conn.QueryRowContext(ctx, `select count(*), coalesce(sum(narSize), 0) from ValidPaths`).Scan(&rep.PathsTotal, &rep.BytesTotal); err != nil {
+		log.Warn("counting the live store's paths", "err", err)
+	}
 	for _, m := range moves {
 		switch m.kind {
 		case moveReplace:

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -54,6 +55,9 @@ func TestMergeKeepsCache(t *testing.T) {
 	}
 	if id, reg := dbRow(t, live, shared); id != idBefore || reg != regBefore {
 		t.Errorf("row of already-valid %s changed: id %d→%d, registrationTime %d→%d", shared, idBefore, id, regBefore, reg)
+	}
+	if paths, bytes := nixTotals(t, live); rep.PathsTotal != paths || rep.BytesTotal != bytes {
+		t.Errorf("report totals: %d paths, %d bytes; Nix says %d paths, %d bytes", rep.PathsTotal, rep.BytesTotal, paths, bytes)
 	}
 	if !strings.Contains(progress.String(), "added 3 paths") {
 		t.Errorf("progress does not say what was added:\n%s", progress.String())
@@ -269,4 +273,22 @@ func TestMergeFailedRegistration(t *testing.T) {
 		t.Fatalf("merge after the failure: %v, %d added", err, len(rep.Added))
 	}
 	nixtest.Verify(t, live)
+}
+
+// nixTotals counts root's valid paths and sums their NAR sizes, as Nix
+// reports them.
+func nixTotals(t testing.TB, root string) (int, int64) {
+	t.Helper()
+	out := nixtest.Nix(t, nil, "nix", "path-info", "--store", root, "--json", "--all")
+	var infos []struct {
+		NarSize int64 `json:"narSize"`
+	}
+	if err := json.Unmarshal([]byte(out), &infos); err != nil {
+		t.Fatalf("parsing nix path-info --json: %v", err)
+	}
+	var n int64
+	for _, in := range infos {
+		n += in.NarSize
+	}
+	return len(infos), n
 }
