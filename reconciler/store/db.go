@@ -20,16 +20,31 @@ const busyTimeout = 60_000
 // dbFile returns the path of root's db.sqlite.
 func dbFile(root string) string { return filepath.Join(dbPath(root), "db.sqlite") }
 
+// dbMode is how openDB opens a db.
+type dbMode int
+
+const (
+	// readWrite is how Nix opens it: WAL mode, BEGIN meaning BEGIN
+	// IMMEDIATE. Take the big-lock first.
+	readWrite dbMode = iota
+	// readLive reads a db that Nix processes may write meanwhile (the live
+	// store while jobs run): read-only, through the WAL, as any reader. It
+	// never writes a row; SQLite may create the -shm file (and an empty
+	// -wal) that every WAL reader needs.
+	readLive
+	// readImmutable reads a db nothing can write (a staged image's, inside
+	// a staging dir this process owns) without creating any file.
+	readImmutable
+)
+
 // openDB opens root's Nix db on one connection as Nix opens it: WAL mode,
-// foreign keys on, synchronous normal, a busy timeout, and BEGIN meaning
-// BEGIN IMMEDIATE. An existing -wal file is kept when the connection
-// closes.
+// foreign keys on, synchronous normal, a busy timeout. An existing -wal
+// file is kept when the connection closes.
 //
-// A read-only open creates no file: with -wal and -shm present it reads
-// through them (committed rows in the WAL are seen); without a -wal every
-// committed row is in the db file, which is then read as immutable
-// (SQLite would otherwise create -wal and -shm to read a WAL db).
-func openDB(ctx context.Context, root string, readOnly bool) (*sql.DB, *sql.Conn, error) {
+// SQLite documents wrong results or SQLITE_CORRUPT when a db opened as
+// immutable changes: only readImmutable, for a db no process can write,
+// opens it so.
+func openDB(ctx context.Context, root string, mode dbMode) (*sql.DB, *sql.Conn, error) {
 	name := dbFile(root)
 	if _, err := os.Stat(name); err != nil {
 		return nil, nil, fmt.Errorf("opening db: %w", err)
@@ -41,13 +56,19 @@ func openDB(ctx context.Context, root string, readOnly bool) (*sql.DB, *sql.Conn
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout))
 	q.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
+	switch mode {
+	case readImmutable:
 		q.Set("mode", "ro")
-		if !hadWAL {
-			q.Set("immutable", "1")
-		}
+		q.Set("immutable", "1")
 		q.Add("_pragma", "query_only(1)")
-	} else {
+		if hadWAL {
+			// Committed rows may sit in the WAL: read through it.
+			q.Del("immutable")
+		}
+	case readLive:
+		q.Set("mode", "ro")
+		q.Add("_pragma", "query_only(1)")
+	default:
 		q.Add("_pragma", "journal_mode(wal)")
 		q.Add("_pragma", "synchronous(normal)")
 		q.Set("_txlock", "immediate")
@@ -63,7 +84,7 @@ func openDB(ctx context.Context, root string, readOnly bool) (*sql.DB, *sql.Conn
 		db.Close()
 		return nil, nil, fmt.Errorf("opening %s: %w", name, err)
 	}
-	if hadWAL && !readOnly {
+	if hadWAL && mode == readWrite {
 		// SQLite deletes the -wal file when its last connection closes;
 		// Nix may keep it (persistent WAL). Leave it as it was found.
 		err = conn.Raw(func(dc any) error {
@@ -112,7 +133,7 @@ type imageDB struct {
 // readImageDB reads every row of a staged store's db. The image db is
 // small (one row per image path): reading all of it is cheap.
 func readImageDB(ctx context.Context, stagedDir string) (*imageDB, error) {
-	db, conn, err := openDB(ctx, stagedDir, true)
+	db, conn, err := openDB(ctx, stagedDir, readImmutable)
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}

@@ -25,7 +25,7 @@ func HeldImages(ctx context.Context, liveDir string, digests []string) (map[stri
 		}
 		return held, nil
 	}
-	db, conn, err := openDB(ctx, liveDir, true)
+	db, conn, err := openDB(ctx, liveDir, readLive)
 	if err != nil {
 		return nil, fmt.Errorf("live store: %w", err)
 	}

@@ -129,7 +129,7 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 	if err := emptyTrash(liveDir); err != nil {
 		return rep, err
 	}
-	db, conn, err := openDB(ctx, liveDir, false)
+	db, conn, err := openDB(ctx, liveDir, readWrite)
 	if err != nil {
 		return rep, fmt.Errorf("live store: %w", err)
 	}
@@ -273,7 +273,7 @@ func plan(ctx context.Context, q querier, img *imageDB) (*mergePlan, error) {
 
 // planReadOnly plans against the live db opened read-only (dry run).
 func planReadOnly(ctx context.Context, liveDir string, img *imageDB) (*mergePlan, error) {
-	db, conn, err := openDB(ctx, liveDir, true)
+	db, conn, err := openDB(ctx, liveDir, readLive)
 	if err != nil {
 		return nil, fmt.Errorf("live store: %w", err)
 	}

@@ -27,7 +27,7 @@ func NewSkipper(ctx context.Context, liveDir string) (*Skipper, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, conn, err := openDB(ctx, liveDir, true)
+	db, conn, err := openDB(ctx, liveDir, readLive)
 	if err != nil {
 		return nil, fmt.Errorf("live store: %w", err)
 	}

@@ -8,8 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
@@ -128,4 +131,43 @@ func TestMergeKeepsDBModes(t *testing.T) {
 		}
 	}
 	nixtest.Verify(t, live)
+}
+
+// TestLiveReaderSeesConcurrentWrites: the live db is read while jobs run.
+// A row a Nix process commits after the reader opened (the db had no -wal
+// then) is seen by the reader's next query: the live db is never read as
+// immutable.
+func TestLiveReaderSeesConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	live := template(t, "go-a", goStore(releaseA))
+	db := dbFile(live)
+	for _, f := range []string{db + "-wal", db + "-shm"} {
+		if ok, err := exists(f); err != nil || ok {
+			t.Fatalf("%s exists (%v): the test needs a db without a WAL", f, err)
+		}
+	}
+	p, stmt := cachePath(t, live, "job-result")
+	sk, err := NewSkipper(ctx, live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.Close()
+	held, err := HeldImages(ctx, live, nil)
+	if err != nil || len(held) != 0 {
+		t.Fatalf("HeldImages of nothing: %v, %v", held, err)
+	}
+
+	// A job's Nix registers p and keeps its connection open.
+	w, err := sql.Open("sqlite", "file:"+db+"?_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.ExecContext(ctx, stmt); err != nil {
+		t.Fatal(err)
+	}
+	if !sk.Skip(v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}, []string{p}) {
+		t.Errorf("the live reader does not see %s, committed after it opened", p)
+	}
 }
