@@ -123,7 +123,7 @@ func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, 
 	return rep, nil
 }
 
-// WatchStatePath is where the watcher's observations are kept.
+// watchPath is where the watcher's observations are kept.
 func (b *Bot) watchPath() string { return filepath.Join(b.stateDir, "watch.json") }
 
 func (b *Bot) proposePath() string { return filepath.Join(b.stateDir, "propose.json") }

@@ -79,7 +79,8 @@ type Project struct {
 
 // Store locates the live store on the runner host.
 type Store struct {
-	Dir         string   `toml:"dir"`
+	Dir string `toml:"dir"`
+	// Platform of the images to seed; "" is linux and this host's arch.
 	Platform    string   `toml:"platform"`
 	LockTimeout Duration `toml:"lock_timeout"`
 }
@@ -99,9 +100,14 @@ type Runner struct {
 	ID           int      `toml:"id"`
 	TokenFile    string   `toml:"token_file"`
 	DrainTimeout Duration `toml:"drain_timeout"`
-	PinImage     bool     `toml:"pin_image"`
-	MetricsURL   string   `toml:"metrics_url"`
-	Token        Secret   `toml:"-"`
+	// PinImage also pins [runners.docker] image of the managed runners to
+	// the newest digest the default branches pin.
+	PinImage bool `toml:"pin_image"`
+	// DefaultImage, a digest reference of the watched image, is seeded
+	// whatever the projects pin (the runners' own default image).
+	DefaultImage string `toml:"default_image"`
+	MetricsURL   string `toml:"metrics_url"`
+	Token        Secret `toml:"-"`
 }
 
 // Reconcile configures the periodic resync.
@@ -129,7 +135,7 @@ func Default() Config {
 		},
 		Store: Store{
 			Dir:         "/srv/nix-backup",
-			Platform:    "linux/amd64",
+			Platform:    "",
 			LockTimeout: Duration(10 * time.Minute),
 		},
 		Runner: Runner{
@@ -139,7 +145,6 @@ func Default() Config {
 			DockerHost:   "unix:///var/run/docker.sock",
 			ConfigFile:   "/etc/gitlab-runner/config.toml",
 			DrainTimeout: Duration(3 * time.Hour),
-			PinImage:     true,
 		},
 		Reconcile: Reconcile{
 			Schedule: "@every 15m",
@@ -217,6 +222,9 @@ func (c Config) Validate() error {
 	}
 	if c.Runner.Control == "command" && (len(c.Runner.StopCommand) == 0 || len(c.Runner.StartCommand) == 0) {
 		return errors.New("config: runner.control = \"command\" needs runner.stop_command and runner.start_command")
+	}
+	if d := c.Runner.DefaultImage; d != "" && !strings.Contains(d, "@sha256:") {
+		return fmt.Errorf("config: runner.default_image %q is not a digest reference (IMAGE@sha256:…)", d)
 	}
 	seen := map[string]bool{}
 	for _, p := range c.Projects {

@@ -84,6 +84,16 @@ func TestParse(t *testing.T) {
 			wantErr: "runner.drain_timeout -1s is negative",
 		},
 		{
+			name:    "default_image without a digest",
+			in:      minimal + "[runner]\ndefault_image = \"nixos/nix:latest\"\n",
+			wantErr: `runner.default_image "nixos/nix:latest" is not a digest reference`,
+		},
+		{
+			name: "default_image with a digest",
+			in:   minimal + "[runner]\ndefault_image = \"nixos/nix@sha256:" + strings.Repeat("a", 64) + "\"\n",
+			want: withDefaults(func(c *config.Config) { c.Runner.DefaultImage = "nixos/nix@sha256:" + strings.Repeat("a", 64) }),
+		},
+		{
 			name:    "negative lock_timeout",
 			in:      minimal + "[store]\nlock_timeout = \"-1h\"\n",
 			wantErr: "store.lock_timeout -1h0m0s is negative",

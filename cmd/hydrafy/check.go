@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"gitlab.com/hydrafy/hydrafy/bot"
 	"gitlab.com/hydrafy/hydrafy/bot/watch"
-	"gitlab.com/hydrafy/hydrafy/config"
 )
 
 // checkTimeout bounds one whole check, retries included.
@@ -40,7 +38,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "hydrafy check: --config FILE is required")
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	cfg, err := loadConfig(*cfgPath, !*dryRun)
 	if err != nil {
 		return err
 	}

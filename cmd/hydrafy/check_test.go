@@ -121,6 +121,7 @@ func TestCheckDryRun(t *testing.T) {
 // TestCheckRecordsState: without --dry-run the observation is stored, and a
 // later check decides from it.
 func TestCheckRecordsState(t *testing.T) {
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-unused")
 	host, digest := checkRegistry(t, nil)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf("image = %q\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\nsettle = \"1h\"", host+"/nixos/nix"))
@@ -169,6 +170,7 @@ func TestCheckRecordsState(t *testing.T) {
 }
 
 func TestCheckFails(t *testing.T) {
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-unused")
 	host, _ := checkRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Retry-After", "0")
 		w.WriteHeader(http.StatusTooManyRequests)
@@ -210,5 +212,17 @@ func TestCheckFails(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
 		t.Errorf("a failed check wrote state: %v", err)
+	}
+}
+
+func TestCheckNeedsTokenToPropose(t *testing.T) {
+	host, _ := checkRegistry(t, nil)
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "")
+	cfg := writeConfig(t, t.TempDir(), fmt.Sprintf("image = %q", host+"/nixos/nix"))
+	if code, _, errs := runCmd("check", "--config", cfg); code != 1 || errs != "hydrafy check: no GitLab token: set HYDRAFY_GITLAB_TOKEN or gitlab.token_file\n" {
+		t.Errorf("check without a token: exit %d, stderr %q", code, errs)
+	}
+	if code, _, errs := runCmd("check", "--config", cfg, "--dry-run"); code != 0 {
+		t.Errorf("check --dry-run needs no token, got exit %d, stderr %q", code, errs)
 	}
 }

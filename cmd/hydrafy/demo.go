@@ -268,9 +268,11 @@ func demoConfig(env *demo.Env, o demoOptions) (config.Config, error) {
 	cfg.Runner.ConfigFile = filepath.Join(env.RunnerDir(), "config.toml")
 	cfg.Runner.StartCommand = append(append([]string(nil), o.runner...), "start",
 		"-config", cfg.Runner.ConfigFile, "-status", status, "-store", env.StoreDir(),
-		"-jobs=-1", "-job-duration=400ms", "-reload-interval=1s", "-log", filepath.Join(env.RunnerDir(), "runner.log"))
+		"-jobs=-1", "-job-duration=400ms", "-reload-interval=1s", fmt.Sprintf("-parent=%d", os.Getpid()), "-log", filepath.Join(env.RunnerDir(), "runner.log"))
 	cfg.Runner.StopCommand = append(append([]string(nil), o.runner...), "stop", "-status", status)
 	cfg.Runner.ID = int(env.RunnerID)
+	cfg.Runner.Name = "nix runner"
+	cfg.Runner.PinImage = true
 	cfg.Runner.DrainTimeout = config.Duration(time.Minute)
 	cfg.Reconcile.Schedule = "@every 1h"
 	return cfg, cfg.Validate()

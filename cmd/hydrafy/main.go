@@ -12,11 +12,18 @@ import (
 	"os/signal"
 	"syscall"
 
+	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels ctx: work stops cleanly (merges are crash
+	// safe, a drain restarts the runner). A second one ends the process.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -113,4 +120,22 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// errNoToken refuses to talk to GitLab without a token.
+var errNoToken = errors.New("no GitLab token: set HYDRAFY_GITLAB_TOKEN or gitlab.token_file")
+
+// loadConfig reads the config file and its secrets from the environment
+// or the *_file keys. needToken refuses a config without a GitLab token,
+// which every command that talks to GitLab needs. (The processes hydrafy
+// starts never inherit the secrets: see runner's childEnv.)
+func loadConfig(path string, needToken bool) (config.Config, error) {
+	cfg, err := config.Load(path, os.LookupEnv)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if needToken && cfg.GitLab.Token == "" {
+		return config.Config{}, errNoToken
+	}
+	return cfg, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	"gitlab.com/hydrafy/hydrafy/config"
@@ -32,7 +31,7 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "hydrafy reconcile: --config FILE is required")
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	cfg, err := loadConfig(*cfgPath, true)
 	if err != nil {
 		return err
 	}

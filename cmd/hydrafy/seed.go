@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -42,8 +43,15 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || *dir == "" {
-		fs.Usage()
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(stderr, "hydrafy seed: IMAGE is required (hydrafy seed IMAGE --store DIR; --help for more)")
+		return errUsage
+	case len(pos) > 1:
+		fmt.Fprintf(stderr, "hydrafy seed: one IMAGE at a time, got %d: %s\n", len(pos), strings.Join(pos, " "))
+		return errUsage
+	case *dir == "":
+		fmt.Fprintln(stderr, "hydrafy seed: --store DIR is required")
 		return errUsage
 	}
 	o := seed.Options{
@@ -70,25 +78,19 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		for _, p := range m.Added {
 			fmt.Fprintf(stdout, "  %s\n", p)
 		}
-		printConflicts(stdout, m)
 	case *quiet:
 	case res.Merge != nil:
 		m := res.Merge
 		fmt.Fprintf(stdout, "seeded %s (%s) into %s: merged, %d paths added (%.1f MB), %d already valid, %d layers reused, %.1f s\n",
 			res.Ref, res.Digest, res.Store, len(m.Added), float64(m.AddedBytes)/1e6, m.AlreadyValid, res.LayersSkipped, res.Elapsed.Seconds())
-		printConflicts(stdout, m)
+		if n := len(m.HashConflicts); n > 0 {
+			fmt.Fprintf(stdout, "%d paths differ from the image's and were kept as the store had them (see the warnings above)\n", n)
+		}
 	default:
 		fmt.Fprintf(stdout, "seeded %s (%s) into %s: %s, %d paths, %.1f MB, %.1f s\n",
 			res.Ref, res.Digest, res.Store, res.How, res.Paths, float64(res.Bytes)/1e6, res.Elapsed.Seconds())
 	}
 	return nil
-}
-
-// printConflicts lists the paths whose hash differs between store and image.
-func printConflicts(w io.Writer, m *store.MergeReport) {
-	for _, c := range m.HashConflicts {
-		fmt.Fprintf(w, "warning: %s differs from the image's (live %s, image %s); kept the store's\n", c.Path, c.LiveHash, c.ImageHash)
-	}
 }
 
 // terminal reports whether w is a terminal.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
@@ -36,12 +35,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "hydrafy serve: --config FILE is required")
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath, os.LookupEnv)
+	cfg, err := loadConfig(*cfgPath, false)
 	if err != nil {
 		return err
 	}
 	if cfg.Server.WebhookSecret == "" {
 		return errNoSecret
+	}
+	if cfg.GitLab.Token == "" {
+		return errNoToken
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	stager, err := newStager(cfg, log)

@@ -57,6 +57,7 @@ func runFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.JobDuration, "job-duration", time.Second, "duration of one job")
 	fs.IntVar(&o.Concurrent, "concurrent", 1, "jobs at a time")
 	fs.DurationVar(&o.ReloadInterval, "reload-interval", 3*time.Second, "config.toml change check")
+	fs.IntVar(&o.Parent, "parent", 0, "abort (as on SIGTERM) when the process with this pid ends; 0 = never")
 	return o
 }
 

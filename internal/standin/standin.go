@@ -31,7 +31,10 @@ type Options struct {
 	JobDuration    time.Duration // how long each job runs
 	Concurrent     int           // jobs at a time; default 1
 	ReloadInterval time.Duration // config.toml change check; default 3 s
-	Log            *slog.Logger
+	// Parent, when set, is a process whose end aborts the stand-in as
+	// SIGTERM does: a demo killed with -9 leaves no runner behind.
+	Parent int
+	Log    *slog.Logger
 }
 
 // ErrAborted is what Run returns after SIGTERM or SIGINT aborted the jobs:
@@ -63,5 +66,25 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.Parent > 0 {
+		go watchParent(ctx, opts.Parent, sigs)
+	}
 	return p.run(ctx, sigs)
+}
+
+// watchParent delivers a SIGTERM to sigs once the process parent is gone.
+func watchParent(ctx context.Context, parent int, sigs chan<- os.Signal) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !Alive(parent) {
+				sigs <- syscall.SIGTERM
+				return
+			}
+		}
+	}
 }

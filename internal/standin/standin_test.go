@@ -1,9 +1,11 @@
 package standin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -262,5 +264,36 @@ func TestStartAndStopDetached(t *testing.T) {
 	}
 	if st.State != StateExited || st.JobsDone != 1 {
 		t.Errorf("after stop: %+v, want exited with its job done", st)
+	}
+}
+
+// TestParentEndAborts: with a parent set, the stand-in aborts its jobs
+// and ends once that process is gone (a demo killed with -9).
+func TestParentEndAborts(t *testing.T) {
+	parent := exec.Command("sleep", "60")
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), Options{
+			StatusFile: filepath.Join(t.TempDir(), "status.json"), Jobs: -1, JobDuration: time.Minute,
+			Parent: parent.Process.Pid, Log: slog.New(slog.DiscardHandler),
+		})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the stand-in ended while its parent lives: %v", err)
+	case <-time.After(time.Second):
+	}
+	parent.Process.Kill()
+	parent.Wait()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAborted) {
+			t.Fatalf("after its parent ended: %v, want ErrAborted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stand-in outlived its parent")
 	}
 }

@@ -82,6 +82,7 @@ func (c *command) run(ctx context.Context, argv []string) error {
 
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = childEnv(os.Environ())
 	runErr := cmd.Run()
 	out, _ := os.ReadFile(stdout.Name())
 	errOut, _ := os.ReadFile(stderr.Name())
@@ -90,4 +91,16 @@ func (c *command) run(ctx context.Context, argv []string) error {
 		return fmt.Errorf("running %s: %w%s", strings.Join(argv, " "), runErr, lastLine(string(errOut)))
 	}
 	return nil
+}
+
+// childEnv is env without hydrafy's secrets: a start command may leave
+// gitlab-runner behind, whose shell jobs would inherit them.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "HYDRAFY_") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

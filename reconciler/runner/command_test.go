@@ -1,6 +1,9 @@
 package runner
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,5 +107,32 @@ func TestNewRefusesBadOptions(t *testing.T) {
 				t.Errorf("err = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestCommandHidesSecrets: the runner's start command (and a gitlab-runner
+// it leaves behind, whose shell jobs inherit its environment) never sees
+// hydrafy's secrets.
+func TestCommandHidesSecrets(t *testing.T) {
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-secret-value")
+	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "hook-secret-value")
+	t.Setenv("KEEP_ME", "visible")
+	out := filepath.Join(t.TempDir(), "env")
+	r, err := New(Options{Control: "command", StopCommand: []string{"true"}, StartCommand: []string{"sh", "-c", "env > " + out}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), "secret-value") || strings.Contains(string(env), "HYDRAFY_") {
+		t.Errorf("the start command saw hydrafy's secrets:\n%s", env)
+	}
+	if !strings.Contains(string(env), "KEEP_ME=visible") {
+		t.Errorf("the start command lost the rest of the environment:\n%s", env)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -108,6 +109,7 @@ func (s *systemd) running(ctx context.Context) (bool, error) {
 
 func (s *systemd) run(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, s.systemctl, args...)
+	cmd.Env = childEnv(os.Environ())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -120,11 +120,12 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	if err := install(ctx, st, t, !o.NoSync); err != nil {
 		return nil, err
 	}
+	// The store is in place: the layer records only spare later downloads,
+	// so failing to write them is a warning, not a failed seed.
 	if err := store.ResetLayers(t.dir); err != nil {
-		return nil, err
-	}
-	if err := store.RecordLayers(t.dir, imageName(st), store.HistoryLayers(st.Layers, st.Config)); err != nil {
-		return nil, err
+		o.Log.Warn("resetting the layer records", "err", err)
+	} else if err := store.RecordLayers(t.dir, imageName(st), store.HistoryLayers(st.Layers, st.Config)); err != nil {
+		o.Log.Warn("recording the seeded layers", "err", err)
 	}
 	return &Result{
 		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, Store: t.dir, How: how,

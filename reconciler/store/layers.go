@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 )
 
 // stateDir is hydrafy's own state next to the store: DIR/.hydrafy.
@@ -61,34 +63,11 @@ func readLayerFile(liveDir string) (*layerFile, error) {
 
 // write replaces the file atomically: a crash leaves the old or the new one.
 func (lf *layerFile) write(liveDir string) error {
-	name := layerFileName(liveDir)
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return fmt.Errorf("writing layer records: %w", err)
-	}
 	b, err := json.MarshalIndent(lf, "", "  ")
 	if err != nil {
 		return fmt.Errorf("writing layer records: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".layers-*.json")
-	if err != nil {
-		return fmt.Errorf("writing layer records: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing layer records: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing layer records: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing layer records: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("writing layer records: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
+	if err := fsutil.WriteFileAtomic(layerFileName(liveDir), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing layer records: %w", err)
 	}
 	return nil

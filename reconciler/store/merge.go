@@ -113,7 +113,7 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 		}
 		p.fill(&rep)
 		rep.Duration = time.Since(start)
-		reportConflicts(log, progress, rep.HashConflicts)
+		reportConflicts(log, rep.HashConflicts)
 		fmt.Fprintf(progress, "would add %d paths (%s), %d already valid\n", len(rep.Added), size(rep.AddedBytes), rep.AlreadyValid)
 		return rep, nil
 	}
@@ -140,7 +140,7 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 	if err != nil {
 		return rep, err
 	}
-	reportConflicts(log, progress, p.conflicts)
+	reportConflicts(log, p.conflicts)
 	moves, err := prepareMoves(liveDir, stagedDir, p.add)
 	if err != nil {
 		return rep, err
@@ -282,10 +282,11 @@ func planReadOnly(ctx context.Context, liveDir string, img *imageDB) (*mergePlan
 	return plan(ctx, conn, img)
 }
 
-func reportConflicts(log *slog.Logger, progress io.Writer, cs []Conflict) {
+// reportConflicts logs each conflict once; callers that print a summary
+// take them from the report.
+func reportConflicts(log *slog.Logger, cs []Conflict) {
 	for _, c := range cs {
 		log.Warn("image path differs from the live store's, keeping the live one", "path", c.Path, "live_hash", c.LiveHash, "image_hash", c.ImageHash)
-		fmt.Fprintf(progress, "warning: %s differs (live %s, image %s): keeping the live path\n", c.Path, c.LiveHash, c.ImageHash)
 	}
 }
 
