@@ -80,6 +80,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		Image:          cfg.Watch.Image,
 		Projects:       projects,
 		ProposalBranch: propose.BranchName(cfg.Propose.BranchPrefix, cfg.Watch.Image),
+		DefaultImage:   cfg.Runner.DefaultImage,
 		StoreDir:       storeDir,
 		PinImage:       cfg.Runner.PinImage,
 		StateDir:       cfg.Server.StateDir,
