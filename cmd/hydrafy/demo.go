@@ -36,12 +36,13 @@ type demoOptions struct {
 
 // demoCycle is what a finished demo cycle leaves behind for a look.
 type demoCycle struct {
-	env    *demo.Env
-	cfg    config.Config
-	url    string     // the daemon's base URL
-	status demoStatus // GET /status after the cycle, once the daemon is idle
-	merged *demoPass  // the reconcile the merge webhook started
-	cached string     // the store path a "job" built before the upgrade
+	env      *demo.Env
+	cfg      config.Config
+	url      string     // the daemon's base URL
+	status   demoStatus // GET /status after the cycle, once the daemon is idle
+	proposal *demoPass  // the reconcile the bot's proposal started
+	merged   *demoPass  // the reconcile the merge webhook started
+	cached   string     // the store path a "job" built before the upgrade
 	// runnerBefore and runnerAfter are the stand-in's status at its first
 	// start and after the cycle.
 	runnerBefore, runnerAfter standin.Status
@@ -207,18 +208,29 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		}
 	}
 
+	p.step("the proposal starts a reconcile: the store gets %s before the MR pipelines run on it", b.Version)
+	proposal, err := p.follow(ctx, url, startup.ID)
+	if err != nil {
+		return err
+	}
+	if proposal.Result != string(reconciler.ResultOK) {
+		return fmt.Errorf("reconcile %s ended %s: %s", proposal.ID, proposal.Result, proposal.Error)
+	}
+	p.done("seeded %s; runner downtime %.2fs; config.toml keeps what the default branches pin (%s)",
+		strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, short(digestOf(proposal.Image)))
+
 	p.step("alice merges the MR in %s; GitLab sends the merge webhook", env.Projects[0])
 	if _, err := env.GitLab.Merge(env.Projects[0], mrIID, "alice"); err != nil {
 		return err
 	}
-	rep, err := p.follow(ctx, url, startup.ID)
+	rep, err := p.follow(ctx, url, proposal.ID)
 	if err != nil {
 		return err
 	}
 	if rep.Result != string(reconciler.ResultOK) {
 		return fmt.Errorf("reconcile %s ended %s: %s", rep.ID, rep.Result, rep.Error)
 	}
-	p.done("runner downtime %.2fs; config.toml image = %s", rep.DowntimeSeconds, rep.Image)
+	p.done("config.toml image = %s (gitlab-runner re-reads it: no restart)", rep.Image)
 
 	// The merge also pushed to the default branch: GitLab's push webhook
 	// may queue one more (no-op) pass. Wait for the daemon to be idle.
@@ -226,7 +238,12 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	// The runner picks the new image up from config.toml by itself.
 	after, err := standin.ReadStatus(statusFile)
+	for deadline := time.Now().Add(10 * time.Second); err == nil && after.Image != rep.Image && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		after, err = standin.ReadStatus(statusFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -235,7 +252,7 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		countPaths(env.StoreDir()), a.Version, b.Version, filepath.Base(cached))
 	p.line("done in %.1fs. Look around: %s/status  %s/metrics", time.Since(p.start).Seconds(), url, url)
 	if o.done != nil {
-		o.done(&demoCycle{env: env, cfg: cfg, url: url, status: final, merged: rep, cached: cached, runnerBefore: before, runnerAfter: after})
+		o.done(&demoCycle{env: env, cfg: cfg, url: url, status: final, proposal: proposal, merged: rep, cached: cached, runnerBefore: before, runnerAfter: after})
 	}
 	if o.exit {
 		return nil
@@ -445,6 +462,14 @@ func (p *demoPrinter) done(format string, args ...any) {
 
 func (p *demoPrinter) line(format string, args ...any) {
 	fmt.Fprintf(p.w, "         %s\n", fmt.Sprintf(format, args...))
+}
+
+// digestOf returns the digest of a reference (repo@sha256:…).
+func digestOf(ref string) string {
+	if i := strings.LastIndexByte(ref, '@'); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
 }
 
 func short(digest string) string {

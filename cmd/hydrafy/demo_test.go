@@ -101,10 +101,19 @@ func checkDemoEnd(t *testing.T, c *demoCycle) {
 		t.Errorf("config.toml does not pin %s (%v):\n%s", wantImage, err, toml)
 	}
 
-	// /status reports success: the merge's pass did the work, any pass
-	// after it found nothing left to do.
-	if c.merged == nil || c.merged.Result != "ok" || len(c.merged.Seeded) != 1 || c.merged.Seeded[0] != b.Digest {
-		t.Errorf("the merge's pass: %+v, want ok seeding %s", c.merged, b.Digest)
+	// /status reports success: the proposal's pass seeded B (config.toml
+	// still pinning A), the merge's pass pinned B without a restart.
+	if c.proposal == nil || c.proposal.Result != "ok" || len(c.proposal.Seeded) != 1 || c.proposal.Seeded[0] != b.Digest {
+		t.Errorf("the proposal's pass: %+v, want ok seeding %s", c.proposal, b.Digest)
+	}
+	if c.proposal != nil && c.proposal.Image != env.Image()+"@"+a.Digest {
+		t.Errorf("the proposal's pass pinned config.toml to %s, want %s until the merge", c.proposal.Image, a.Digest)
+	}
+	if c.runnerAfter.Image != wantImage {
+		t.Errorf("the runner runs with image %q, want %q", c.runnerAfter.Image, wantImage)
+	}
+	if c.merged == nil || c.merged.Result != "ok" || c.merged.Image != wantImage || c.merged.DowntimeSeconds != 0 {
+		t.Errorf("the merge's pass: %+v, want ok pinning %s with no downtime", c.merged, wantImage)
 	}
 	if c.status.Last == nil || (c.status.Last.Result != "ok" && c.status.Last.Result != "noop") {
 		t.Fatalf("/status last run: %+v", c.status.Last)
