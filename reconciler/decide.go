@@ -7,11 +7,15 @@ import (
 )
 
 // desiredDigests returns the sorted digests that the observation pins: every
-// pin with a digest on a default or proposal branch, plus the runner default
-// image's digest when it has one. A proposed digest is seeded before its
-// merge request is merged: a merge only adds paths, so that is safe.
+// pin with a digest on a default or proposal branch, the runner default
+// image's digest when it has one, and the watcher's candidate. A proposed
+// digest is seeded before its merge request is merged: a merge only adds
+// paths, so that is safe.
 func desiredDigests(obs Observation) []string {
 	out := pinnedDigests(obs)
+	if d := digestOf(obs.Candidate); d != "" {
+		out = append(out, d)
+	}
 	for _, p := range obs.Projects {
 		for _, pin := range p.Proposed {
 			if pin.Digest != "" {

@@ -16,9 +16,10 @@ func (p *passRun) observe(ctx context.Context) Observation {
 	for _, pp := range r.state.Observed.Projects {
 		prev[pp.Path] = pp
 	}
+	candidate := r.state.Candidate
 	r.mu.Unlock()
 
-	obs := Observation{At: r.opts.Now(), Default: r.opts.DefaultImage}
+	obs := Observation{At: r.opts.Now(), Default: r.opts.DefaultImage, Candidate: candidate}
 	var errs []error
 	start := r.opts.Now()
 	for _, proj := range r.opts.Projects {

@@ -31,6 +31,9 @@ type State struct {
 	FirstSeen map[string]time.Time `json:"first_seen,omitempty"`
 	// Observed is what the last pass read from GitLab.
 	Observed Observation `json:"observed"`
+	// Candidate is the digest reference the watcher found ready to
+	// propose: it is seeded before any merge request pins it.
+	Candidate string `json:"candidate,omitempty"`
 	// InFlight is set while a pass has the runner paused or stopped; a
 	// process that finds it at start knows the last pass was cut short.
 	InFlight *InFlight `json:"in_flight,omitempty"`
@@ -62,6 +65,8 @@ type Observation struct {
 	At       time.Time     `json:"at,omitzero"`
 	Projects []ProjectPins `json:"projects"`
 	Default  string        `json:"default_image,omitempty"`
+	// Candidate is State.Candidate when the pass began.
+	Candidate string `json:"candidate,omitempty"`
 }
 
 // ProjectPins is one project's default branch and the references found

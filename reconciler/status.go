@@ -68,3 +68,28 @@ func cloneReport(rep Report) Report {
 	}
 	return c
 }
+
+// Seed makes ref (IMAGE@sha256:…), the digest the watcher is about to
+// propose, a desired digest and triggers a pass that seeds it, so that
+// the merge requests' pipelines find its store. It replaces the previous
+// candidate.
+func (r *Reconciler) Seed(ref string) (*Ticket, error) {
+	if digestOf(ref) == "" {
+		return nil, fmt.Errorf("seeding %q: not a digest reference", ref)
+	}
+	r.mu.Lock()
+	r.state.Candidate = ref
+	r.mu.Unlock()
+	if err := r.persist(); err != nil {
+		return nil, err
+	}
+	return r.Trigger(Reason{Kind: KindProposal, Detail: "seed " + ref + " before proposing it"}), nil
+}
+
+// IsSeeded reports whether the live store holds digest, as far as the
+// state knows.
+func (r *Reconciler) IsSeeded(digest string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state.seededSet()[digest]
+}

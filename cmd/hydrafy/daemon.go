@@ -101,7 +101,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		gl:      gl,
 		rec:     rec,
 		metrics: metrics,
-		watcher: botWatcher{bot: b, trigger: rec.Trigger},
+		watcher: botWatcher{bot: b, trigger: rec.Trigger, seeder: rec},
 		checks: []server.Check{
 			{Name: "gitlab", Check: func(ctx context.Context) error {
 				_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))

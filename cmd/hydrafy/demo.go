@@ -185,7 +185,7 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	}
 	p.done("latest = %s", short(b.Digest))
 
-	p.step("watch pass: resolve latest with HEAD requests, then propose")
+	p.step("watch pass: resolve latest with HEAD requests; seed the new digest, then propose it")
 	srv.RunWatch(ctx)
 	st, err := fetchStatus(ctx, url)
 	if err != nil {
@@ -208,7 +208,7 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		}
 	}
 
-	p.step("the proposal starts a reconcile: the store gets %s before the MR pipelines run on it", b.Version)
+	p.line("before proposing it, a reconcile gave the store %s, so the MR pipelines find it:", b.Version)
 	proposal, err := p.follow(ctx, url, startup.ID)
 	if err != nil {
 		return err

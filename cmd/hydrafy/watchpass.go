@@ -21,14 +21,45 @@ import (
 type botWatcher struct {
 	bot     *bot.Bot
 	trigger func(reconciler.Reason) *reconciler.Ticket
+	// seeder, when set, seeds a ready digest before it is proposed.
+	seeder seeder
+}
+
+// seeder is the reconciler as the watch pass uses it.
+type seeder interface {
+	Seed(ref string) (*reconciler.Ticket, error)
+	IsSeeded(digest string) bool
 }
 
 var _ server.Watcher = botWatcher{}
 
-// Pass runs one bot pass and reports it for /status and the metrics.
+// Pass runs one bot pass and reports it for /status and the metrics. A
+// digest ready to propose is seeded first: the merge requests' pipelines
+// run with the new image, whose profile points into the shared store.
 func (w botWatcher) Pass(ctx context.Context) (server.WatchResult, error) {
+	changed := false
+	if w.seeder != nil {
+		rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{WatchOnly: true})
+		if err != nil || !rep.Watch.Ready {
+			return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+		}
+		changed = rep.Watch.Changed
+		if !w.seeder.IsSeeded(rep.Watch.Digest) {
+			t, err := w.seeder.Seed(rep.Watch.Image + "@" + rep.Watch.Digest)
+			if err != nil {
+				return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+			}
+			run, err := t.Wait(ctx)
+			if err == nil && !w.seeder.IsSeeded(rep.Watch.Digest) {
+				err = fmt.Errorf("seeding %s before proposing it: %s (proposing it on a later pass)", rep.Watch.Digest, run.Error)
+			}
+			if err != nil {
+				return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+			}
+		}
+	}
 	rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{})
-	out := server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}
+	out := server.WatchResult{Digest: rep.Watch.Digest, Changed: changed || rep.Watch.Changed}
 	if rep.Propose == nil {
 		return out, err
 	}
@@ -45,7 +76,8 @@ func (w botWatcher) Pass(ctx context.Context) (server.WatchResult, error) {
 			proposed = append(proposed, fmt.Sprintf("%s!%d", p.Path, p.MR))
 		}
 	}
-	if len(proposed) > 0 && w.trigger != nil {
+	// Without a seeder, the proposal's pins reach the store by this pass.
+	if len(proposed) > 0 && w.trigger != nil && w.seeder == nil {
 		w.trigger(reconciler.Reason{Kind: reconciler.KindProposal, Detail: rep.Propose.Digest + " in " + strings.Join(proposed, ", ")})
 	}
 	return out, errors.Join(errs...)
