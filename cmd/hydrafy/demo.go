@@ -195,6 +195,17 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("watch pass: %s", st.Watch.Error)
 	}
 	p.done("new digest %s", short(st.Tracked))
+	p.line("first a reconcile gives the store %s, so that the MR pipelines find it:", b.Version)
+	proposal, err := p.follow(ctx, url, startup.ID)
+	if err != nil {
+		return err
+	}
+	if proposal.Result != string(reconciler.ResultOK) {
+		return fmt.Errorf("reconcile %s ended %s: %s", proposal.ID, proposal.Result, proposal.Error)
+	}
+	p.done("seeded %s; runner downtime %.2fs; config.toml keeps what the default branches pin (%s)",
+		strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, short(digestOf(proposal.Image)))
+
 	var mrIID int64
 	for _, proj := range env.Projects {
 		mrs := env.GitLab.MergeRequests(proj)
@@ -207,17 +218,6 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 			mrIID = mr.IID
 		}
 	}
-
-	p.line("before proposing it, a reconcile gave the store %s, so the MR pipelines find it:", b.Version)
-	proposal, err := p.follow(ctx, url, startup.ID)
-	if err != nil {
-		return err
-	}
-	if proposal.Result != string(reconciler.ResultOK) {
-		return fmt.Errorf("reconcile %s ended %s: %s", proposal.ID, proposal.Result, proposal.Error)
-	}
-	p.done("seeded %s; runner downtime %.2fs; config.toml keeps what the default branches pin (%s)",
-		strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, short(digestOf(proposal.Image)))
 
 	p.step("alice merges the MR in %s; GitLab sends the merge webhook", env.Projects[0])
 	if _, err := env.GitLab.Merge(env.Projects[0], mrIID, "alice"); err != nil {
