@@ -63,8 +63,8 @@
 //
 // A store path's NAR hash is computed while it is extracted when its
 // layer lists its entries in NAR order (each directory before its
-// contents, names in ascending byte order, as `tar --sort=name` and
-// nixpkgs' image builders write them): file contents are hashed as they
+// contents, names in ascending byte order, as a sorted depth-first walk
+// or `tar --sort=name` writes them): file contents are hashed as they
 // are written, so nothing is read back. Any other order, a parent without
 // its own entry or a hardlink makes the extractor read the finished store
 // path back and hash that instead. Either way the hash is checked against
