@@ -58,4 +58,15 @@
 // Store paths get the canonical metadata of a Nix store: files 0444 or
 // 0555 (executable when the owner's x bit is set), directories 0555, mtime
 // 1, owner root (when running as root). The db keeps its permission bits.
+//
+// # NAR hashes
+//
+// A store path's NAR hash is computed while it is extracted when its
+// layer lists its entries in NAR order (each directory before its
+// contents, names in ascending byte order, as a sorted depth-first walk
+// or `tar --sort=name` writes them): file contents are hashed as they
+// are written, so nothing is read back. Any other order, a parent without
+// its own entry or a hardlink makes the extractor read the finished store
+// path back and hash that instead. Either way the hash is checked against
+// the image's db before Stage returns.
 package image

@@ -46,6 +46,7 @@ type storePath struct {
 	dirs  []string
 	links []hardlink
 	fds   map[string]int // directory handles by name, at most maxDirFds
+	nar   *narStream
 }
 
 type hardlink struct{ name, target string }

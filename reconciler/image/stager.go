@@ -25,6 +25,7 @@ type stager struct {
 
 	written atomic.Int64
 	onWrite func(int64)
+	reread  atomic.Int64 // store paths hashed from disk, not while extracted
 
 	mu     sync.Mutex
 	claims map[string]int    // store path name → layer index
@@ -106,16 +107,22 @@ func (s *stager) addWritten(n int64) {
 	}
 }
 
-// hash records the NAR hash of a finished store path.
+// hash reads a finished store path back and records its NAR hash.
 func (s *stager) hash(name string) error {
+	s.reread.Add(1)
 	h, _, err := synth.NarHash(filepath.Join(s.dir, "nix/store", name))
 	if err != nil {
 		return err
 	}
+	s.setHash(name, h)
+	return nil
+}
+
+// setHash records the NAR hash of store path name.
+func (s *stager) setHash(name, h string) {
 	s.mu.Lock()
 	s.hashes["/nix/store/"+name] = h
 	s.mu.Unlock()
-	return nil
 }
 
 // removeTree removes dir, read-only directories included, without ever

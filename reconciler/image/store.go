@@ -35,7 +35,7 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 		if err := lx.s.claim(name, lx.index); err != nil {
 			return err
 		}
-		p = &storePath{name: name, kinds: map[string]kind{}, fds: map[string]int{}}
+		p = &storePath{name: name, kinds: map[string]kind{}, fds: map[string]int{}, nar: newNarStream()}
 		lx.paths[name] = p
 		lx.order = append(lx.order, name)
 	}
@@ -55,8 +55,11 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		err = lx.mkdir(p, rel)
+		if err == nil {
+			p.nar.dir(rel)
+		}
 	case tar.TypeReg:
-		err = lx.file(p, rel, hdr.Mode&0o100 != 0, r)
+		err = lx.file(p, rel, hdr.Mode&0o100 != 0, hdr.Size, r)
 		if err == nil {
 			p.kinds[rel] = fileKind
 		}
@@ -64,6 +67,7 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 		err = lx.symlink(p, rel, hdr.Linkname)
 		if err == nil {
 			p.kinds[rel] = symlinkKind
+			p.nar.symlink(rel, hdr.Linkname)
 		}
 	case tar.TypeLink:
 		t, err := splitName(hdr.Linkname)
@@ -78,6 +82,7 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 			return fmt.Errorf("hardlink %q points at itself", hdr.Name)
 		}
 		p.kinds[rel] = pendingLink
+		p.nar.broken = true // the NAR holds the target's contents again
 		p.links = append(p.links, hardlink{name: rel, target: target})
 	}
 	if err != nil {
@@ -100,6 +105,7 @@ func (lx *layerExtract) ensureDir(p *storePath, rel, entry string) error {
 	if err := lx.mkdir(p, rel); err != nil {
 		return fmt.Errorf("extracting %q: %w", entry, err)
 	}
+	p.nar.broken = true // a directory without its own entry
 	return nil
 }
 
@@ -161,9 +167,11 @@ func (lx *layerExtract) mkdir(p *storePath, rel string) error {
 
 var epoch1 = []unix.Timeval{{Sec: 1}, {Sec: 1}}
 
-// file writes a regular file, streaming, with canonical metadata: it is
-// created read-only (the handle stays writable) and gets mtime 1.
-func (lx *layerExtract) file(p *storePath, rel string, exec bool, r io.Reader) error {
+// file writes a regular file of size bytes, streaming, with canonical
+// metadata: it is created read-only (the handle stays writable) and gets
+// mtime 1. Its contents go to the store path's NAR stream as they are
+// written.
+func (lx *layerExtract) file(p *storePath, rel string, exec bool, size int64, r io.Reader) error {
 	pfd, base, err := lx.parent(p, rel)
 	if err != nil {
 		return err
@@ -177,10 +185,20 @@ func (lx *layerExtract) file(p *storePath, rel string, exec bool, r io.Reader) e
 		return &os.PathError{Op: "create", Path: "/nix/store/" + p.full(rel), Err: err}
 	}
 	f := os.NewFile(uintptr(fd), "/nix/store/"+p.full(rel))
+	w := io.Writer(onlyWriter{f})
+	if h := p.nar.file(rel, exec, size); h != nil {
+		w = teeWriter{f, h}
+	}
 	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(onlyWriter{f}, r, *bp)
+	n, err := io.CopyBuffer(w, r, *bp)
 	bufPool.Put(bp)
 	lx.s.addWritten(n)
+	if err == nil && n != size {
+		err = fmt.Errorf("wrote %d bytes, the entry has %d", n, size)
+	}
+	if err == nil {
+		p.nar.end(rel, size)
+	}
 	if err == nil && lx.s.umask&0o555 != 0 {
 		err = unix.Fchmod(fd, mode)
 	}
@@ -194,6 +212,18 @@ func (lx *layerExtract) file(p *storePath, rel string, exec bool, r io.Reader) e
 		err = cerr
 	}
 	return err
+}
+
+// teeWriter writes to a file, then what was written to a hash.
+type teeWriter struct {
+	f *os.File
+	h io.Writer
+}
+
+func (t teeWriter) Write(b []byte) (int, error) {
+	n, err := t.f.Write(b)
+	t.h.Write(b[:n])
+	return n, err
 }
 
 // onlyWriter hides ReadFrom so that CopyBuffer uses the pooled buffer.
@@ -263,6 +293,10 @@ func (lx *layerExtract) finish(p *storePath) error {
 		}
 	}
 	p.closeFds()
+	if h, ok := p.nar.sum(); ok {
+		lx.s.setHash(p.name, h)
+		return nil
+	}
 	return lx.s.hash(p.name)
 }
 
