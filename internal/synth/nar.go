@@ -1,38 +1,17 @@
 package synth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
-	"github.com/nix-community/go-nix/pkg/nar"
+	"gitlab.com/hydrafy/hydrafy/internal/narhash"
 )
 
-// NarHash returns the NAR serialisation's sha256 of the tree at p, in the
-// db's form ("sha256:<base16>"), and its size.
-func NarHash(p string) (string, int64, error) {
-	h := sha256.New()
-	cw := &countWriter{w: h}
-	if err := nar.DumpPath(cw, p); err != nil {
-		return "", 0, fmt.Errorf("hashing %s: %w", p, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), cw.n, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
+// NarHash returns the NAR hash of the tree at p in the db's form and the
+// NAR's size.
+func NarHash(p string) (string, int64, error) { return narhash.Of(p) }
 
 // Canonicalise gives the tree at p the metadata Nix gives store paths:
 // files 0444 or 0555, dirs 0555, mtime 1. Ownership is left to the caller.

@@ -9,7 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gitlab.com/hydrafy/hydrafy/internal/synth"
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+	"gitlab.com/hydrafy/hydrafy/internal/narhash"
 )
 
 // stager is the state that the layer workers of one Stage share.
@@ -110,7 +111,7 @@ func (s *stager) addWritten(n int64) {
 // hash reads a finished store path back and records its NAR hash.
 func (s *stager) hash(name string) error {
 	s.reread.Add(1)
-	h, _, err := synth.NarHash(filepath.Join(s.dir, "nix/store", name))
+	h, _, err := narhash.Of(filepath.Join(s.dir, "nix/store", name))
 	if err != nil {
 		return err
 	}
@@ -127,15 +128,7 @@ func (s *stager) setHash(name, h string) {
 
 // removeTree removes dir, read-only directories included, without ever
 // following a symlink.
-func removeTree(dir string) error {
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
+func removeTree(dir string) error { return fsutil.RemoveTree(dir) }
 
 // umask returns the process's umask, read without changing it; when it
 // cannot be read, it assumes the worst (every file is chmodded).

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,11 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
-
-	"github.com/nix-community/go-nix/pkg/nar"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
+	"gitlab.com/hydrafy/hydrafy/internal/narhash"
 )
 
 // trashPrefix names entries of the live nix/store being deleted. Nix
@@ -217,9 +215,6 @@ func fsync(p string) error {
 
 // narHash returns the NAR hash of the tree at p in the db's form.
 func narHash(p string) (string, error) {
-	h := sha256.New()
-	if err := nar.DumpPath(h, p); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", p, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	h, _, err := narhash.Of(p)
+	return h, err
 }
