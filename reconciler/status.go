@@ -3,6 +3,7 @@ package reconciler
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Status is a snapshot of the reconciler for /status.
@@ -50,7 +51,7 @@ func (r *Reconciler) DefaultBranch(project string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.state.Observed.Projects {
-		if p.Path == project {
+		if strings.EqualFold(p.Path, project) {
 			return p.Branch
 		}
 	}

@@ -14,6 +14,9 @@ type Reconciler interface {
 	Trigger(reconciler.Reason) *reconciler.Ticket
 	// Status returns a snapshot for /status.
 	Status() reconciler.Status
+	// DefaultBranch is the default branch a pass last observed for the
+	// project; "" when none did. Webhooks ask it, so it must be cheap.
+	DefaultBranch(project string) string
 }
 
 // Watcher runs one watch and propose pass.

@@ -66,11 +66,14 @@ type watchStatus struct {
 	Error  string       `json:"error,omitempty"`
 }
 
+// ErrNoSecret is the refusal to run without a webhook secret.
+var ErrNoSecret = errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
+
 // New checks opts and builds the server. It refuses an empty webhook
 // secret: a hook without a secret would let anyone trigger a drain.
 func New(opts Options) (*Server, error) {
 	if opts.WebhookSecret == "" {
-		return nil, errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
+		return nil, ErrNoSecret
 	}
 	if opts.Reconciler == nil {
 		return nil, errors.New("server: no reconciler")
@@ -93,7 +96,7 @@ func New(opts Options) (*Server, error) {
 		dedup:   newDedup(dedupSize, dedupTTL),
 		watched: map[string]bool{},
 		metrics: opts.Metrics,
-		cron:    cron.New(cron.WithChain(cron.Recover(cron.DiscardLogger))),
+		cron:    cron.New(cron.WithChain(cron.Recover(cronLogger{opts.Log}))),
 	}
 	s.jobs, s.cancelJobs = context.WithCancel(context.Background())
 	for _, p := range opts.Projects {
@@ -123,3 +126,13 @@ func (s *Server) routes() *echo.Echo {
 
 // Handler returns the HTTP handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// cronLogger puts what the scheduler reports (a recovered panic of a
+// scheduled pass, above all) into the server's log.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("schedule: "+msg, kv...) }
+
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("schedule: "+msg, append(kv, "err", err)...)
+}

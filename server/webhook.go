@@ -149,10 +149,5 @@ func (s *Server) webhook(c echo.Context) error {
 
 // knownDefault returns the default branch a pass last observed.
 func (s *Server) knownDefault(project string) string {
-	for _, p := range s.opts.Reconciler.Status().Observed.Projects {
-		if strings.EqualFold(p.Path, project) {
-			return p.Branch
-		}
-	}
-	return ""
+	return s.opts.Reconciler.DefaultBranch(project)
 }

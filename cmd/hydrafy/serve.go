@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,9 +11,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/server"
 )
-
-// errNoSecret is the one-line refusal to run without a webhook secret.
-var errNoSecret = errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
 
 // runServe is `hydrafy serve --config FILE`: the daemon. It answers GitLab
 // webhooks and /resync, runs the watch pass and the periodic resync on their
@@ -40,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if cfg.Server.WebhookSecret == "" {
-		return errNoSecret
+		return server.ErrNoSecret
 	}
 	if cfg.GitLab.Token == "" {
 		return errNoToken
@@ -75,7 +71,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reco
 // returned func releases them once the server has stopped.
 func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*server.Server, func(), error) {
 	if cfg.Server.WebhookSecret == "" {
-		return nil, nil, errNoSecret
+		return nil, nil, server.ErrNoSecret
 	}
 	d, err := newDaemon(cfg, log, stager)
 	if err != nil {
