@@ -86,6 +86,13 @@ type PassOptions struct {
 // propose failures are in the report (Report.Propose.Failed).
 func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, error) {
 	var rep Report
+	if !po.DryRun {
+		unlock, err := lockState(ctx, b.stateDir)
+		if err != nil {
+			return rep, err
+		}
+		defer unlock()
+	}
 	prev, err := readWatchState(b.watchPath())
 	if err != nil {
 		return rep, err

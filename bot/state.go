@@ -1,11 +1,17 @@
 package bot
 
 import (
+	"context"
+	"path/filepath"
+	"time"
+
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+
+	"golang.org/x/sys/unix"
 
 	"gitlab.com/hydrafy/hydrafy/bot/propose"
 	"gitlab.com/hydrafy/hydrafy/bot/watch"
@@ -56,4 +62,33 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
 	return fsutil.WriteFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+// lockState takes an exclusive flock on DIR/bot.lock, waiting while
+// another pass (`hydrafy check` next to the daemon's schedule) holds it,
+// so that two passes never overwrite each other's state or both push.
+func lockState(ctx context.Context, dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("locking the bot state: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "bot.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking the bot state: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking the bot state: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another watch pass on %s: %w", dir, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
