@@ -95,6 +95,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 	}
 	b, err := bot.New(cfg, log, bot.Options{GitLab: gl})
 	if err != nil {
+		rec.Close() // releases the state dir's lock
 		return nil, fmt.Errorf("watcher: %w", err)
 	}
 	return &daemon{
