@@ -37,6 +37,10 @@ func registryError(ref name.Reference, retries int, err error) error {
 	line := func(format string, args ...any) error {
 		return &lineError{msg: fmt.Sprintf(format, args...), err: err}
 	}
+	var pl *PullLimitError
+	if errors.As(err, &pl) {
+		return line("pulling %s: %v", ref, pl)
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {

@@ -229,3 +229,32 @@ func TestStageCancel(t *testing.T) {
 	}
 	assertEmpty(t, in)
 }
+
+// TestStagePullLimit: a 429 whose ratelimit-remaining is 0 (Docker Hub's
+// pull quota used up for its window) is not retried: the stage stops at
+// once with a line that says so.
+func TestStagePullLimit(t *testing.T) {
+	img, _ := nixImage(t, synth.Release(synth.ReleaseOptions{Version: "1", Paths: 4, FilesPerPath: 1}), "amd64")
+	var g gate
+	var limited atomic.Int32
+	host := wrappedRegistry(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			limited.Add(1)
+			w.Header().Set("Ratelimit-Limit", "100;w=21600")
+			w.Header().Set("Ratelimit-Remaining", "0;w=21600")
+			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}`, http.StatusTooManyRequests)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	nixtest.PushImage(t, host+"/nixos/nix:1", img)
+	g.on.Store(true)
+	_, err := stage(t, host+"/nixos/nix:1", image.Options{Keychain: authn.NewMultiKeychain()})
+	want := "registry pull limit reached: 0 of 100 pulls left per 6h0m0s"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("stage: %v, want one line with %q", err, want)
+	}
+	if n := limited.Load(); n != 1 {
+		t.Errorf("the registry was asked %d times, want 1 (no retry once the quota is used up)", n)
+	}
+}
