@@ -156,15 +156,8 @@ func TestSeedMerge(t *testing.T) {
 // in the store dir.
 func TestSeedMergeDryRun(t *testing.T) {
 	ctx := context.Background()
-	oldImg, oldPaths := nixImage(t, release("2.24.9"))
-	newImg, newPaths := nixImage(t, release("2.25.0"))
 	host := nixtest.Registry(t)
-	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
-	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if _, err := seed.Seed(ctx, host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
-		t.Fatal(err)
-	}
+	dir, oldPaths, newPaths, _ := seedOld(t, host)
 	before := snapshot(t, filepath.Dir(dir))
 	res, err := seed.Seed(ctx, host+"/nixos/nix:new", seed.Options{Store: dir, DryRun: true})
 	if err != nil {
@@ -190,15 +183,8 @@ func TestSeedMergeDryRun(t *testing.T) {
 // the store open past the lock timeout, leaving the store dir as it was.
 func TestSeedMergeLocked(t *testing.T) {
 	ctx := context.Background()
-	oldImg, _ := nixImage(t, release("2.24.9"))
-	newImg, _ := nixImage(t, release("2.25.0"))
 	host := nixtest.Registry(t)
-	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
-	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if _, err := seed.Seed(ctx, host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
-		t.Fatal(err)
-	}
+	dir, _, _, _ := seedOld(t, host)
 	lock := filepath.Join(dir, "nix/var/nix/db/big-lock")
 	holder := exec.Command("flock", "-o", "-s", lock, "sleep", "30")
 	if err := holder.Start(); err != nil {
@@ -224,16 +210,9 @@ func TestSeedMergeLocked(t *testing.T) {
 // merge notices under the lock, pulls every layer and completes.
 func TestSeedMergeGarbageCollected(t *testing.T) {
 	ctx := context.Background()
-	oldImg, oldPaths := nixImage(t, release("2.24.9"))
-	newImg, newPaths := nixImage(t, release("2.25.0"))
 	var reg countingRegistry
 	host := reg.start(t)
-	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
-	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if _, err := seed.Seed(ctx, host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
-		t.Fatal(err)
-	}
+	dir, oldPaths, newPaths, newImg := seedOld(t, host)
 	// lib016 is shared; the old release's paths above it reference it.
 	var gone []string
 	for _, p := range oldPaths {
@@ -304,15 +283,8 @@ func minusSlice(a, b []string) []string {
 // differs from the image's, offering --replace, and changes nothing.
 func TestSeedMergeRefusesSchema(t *testing.T) {
 	ctx := context.Background()
-	oldImg, _ := nixImage(t, release("2.24.9"))
-	newImg, _ := nixImage(t, release("2.25.0"))
 	host := nixtest.Registry(t)
-	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
-	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if _, err := seed.Seed(ctx, host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
-		t.Fatal(err)
-	}
+	dir, _, _, _ := seedOld(t, host)
 	if err := os.WriteFile(filepath.Join(dir, "nix/var/nix/db/schema"), []byte("9"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -323,4 +295,20 @@ func TestSeedMergeRefusesSchema(t *testing.T) {
 		t.Fatalf("merge across schemas: %v, want %q", err, want)
 	}
 	sameTree(t, "the store dir", before, snapshot(t, filepath.Dir(dir)))
+}
+
+// seedOld pushes release 2.24.9 as nixos/nix:old and 2.25.0 as
+// nixos/nix:new to host, seeds a store dir from old, and returns the dir,
+// both releases' store paths and the new image.
+func seedOld(t *testing.T, host string) (string, []string, []string, v1.Image) {
+	t.Helper()
+	oldImg, oldPaths := nixImage(t, release("2.24.9"))
+	newImg, newPaths := nixImage(t, release("2.25.0"))
+	nixtest.PushImage(t, host+"/nixos/nix:old", oldImg)
+	nixtest.PushImage(t, host+"/nixos/nix:new", newImg)
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+	if _, err := seed.Seed(context.Background(), host+"/nixos/nix:old", seed.Options{Store: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, oldPaths, newPaths, newImg
 }
