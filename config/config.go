@@ -19,6 +19,7 @@ import (
 type Config struct {
 	Server    Server    `toml:"server"`
 	GitLab    GitLab    `toml:"gitlab"`
+	Bot       Bot       `toml:"bot"`
 	Watch     Watch     `toml:"watch"`
 	Propose   Propose   `toml:"propose"`
 	Projects  []Project `toml:"projects"`
@@ -33,6 +34,9 @@ type Server struct {
 	StateDir          string `toml:"state_dir"`
 	WebhookSecretFile string `toml:"webhook_secret_file"`
 	ResyncTokenFile   string `toml:"resync_token_file"`
+	// Webhooks serves /webhooks/gitlab; false is a poll-only host, which
+	// needs no webhook secret and finds changes by its resync schedule.
+	Webhooks bool `toml:"webhooks"`
 
 	// WebhookSecret and ResyncToken come from the environment or the
 	// *_file keys, never from the TOML file itself.
@@ -110,8 +114,11 @@ type Runner struct {
 	Token        Secret `toml:"-"`
 }
 
-// Reconcile configures the periodic resync.
+// Reconcile configures this host's reconciler and its periodic resync.
 type Reconcile struct {
+	// Enabled: this host reconciles its own store and runner. false is a
+	// bot-only host, which has no [store] or [runner].
+	Enabled  bool   `toml:"enabled"`
 	Schedule string `toml:"schedule"`
 }
 
@@ -121,7 +128,9 @@ func Default() Config {
 		Server: Server{
 			Listen:   "127.0.0.1:8780",
 			StateDir: "/var/lib/hydrafy",
+			Webhooks: true,
 		},
+		Bot: Bot{Enabled: true},
 		Watch: Watch{
 			Image:     "nixos/nix",
 			Tag:       "latest",
@@ -147,6 +156,7 @@ func Default() Config {
 			DrainTimeout: Duration(3 * time.Hour),
 		},
 		Reconcile: Reconcile{
+			Enabled:  true,
 			Schedule: "@every 15m",
 		},
 	}
@@ -174,6 +184,9 @@ func Parse(data []byte) (Config, error) {
 			return Config{}, errors.New("config: watch.tag and watch.semver are exclusive")
 		}
 		c.Watch.Tag = ""
+	}
+	if err := c.settleRoles(md); err != nil {
+		return Config{}, err
 	}
 	for i := range c.Projects {
 		if len(c.Projects[i].Files) == 0 {
