@@ -20,8 +20,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLoop()
 	loopDone := make(chan error, 1)
-	go func() { loopDone <- s.opts.Reconciler.Run(loopCtx) }()
-	s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindStartup})
+	if s.opts.Reconciler != nil {
+		go func() { loopDone <- s.opts.Reconciler.Run(loopCtx) }()
+		s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindStartup})
+	} else {
+		loopDone <- nil
+	}
 	s.cron.Start()
 
 	srv := &http.Server{
@@ -33,7 +37,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String())
+	s.log.Info("serving", "addr", ln.Addr().String(), "role", s.opts.Role, "webhooks", !s.opts.PollOnly)
 
 	var serveErr error
 	select {

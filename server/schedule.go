@@ -27,7 +27,7 @@ func (s *Server) schedule() error {
 			return fmt.Errorf("parsing watch.schedule %q: %w", s.opts.WatchSchedule, err)
 		}
 	}
-	if s.opts.ResyncSchedule != "" {
+	if s.opts.ResyncSchedule != "" && s.opts.Reconciler != nil {
 		_, err := s.cron.AddFunc(s.opts.ResyncSchedule, func() {
 			s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindPeriodic})
 		})

@@ -21,12 +21,24 @@ import (
 
 // Options configures a Server.
 type Options struct {
-	// WebhookSecret is required: GitLab's X-Gitlab-Token must match it.
+	// WebhookSecret is required when the server takes webhooks: GitLab's
+	// X-Gitlab-Token must match it.
 	WebhookSecret config.Secret
+	// PollOnly serves no webhooks (a host GitLab cannot reach): the resync
+	// schedule alone finds what changed.
+	PollOnly bool
+	// ProposalBranch is the proposer's branch: a push to it triggers a pass,
+	// which seeds the digest it pins before its merge request's pipeline
+	// runs on this host. Empty: only the default branches count.
+	ProposalBranch string
+	// Role says what this host runs ("bot", "reconciler", …), for /status.
+	Role string
 	// ResyncToken guards POST /resync; empty refuses every request.
 	ResyncToken config.Secret
 	// Projects are the watched project paths.
-	Projects   []string
+	Projects []string
+	// Reconciler is this host's store and runner; nil is a bot-only host,
+	// which takes no webhooks and no resyncs.
 	Reconciler Reconciler
 	// Watcher is run on WatchSchedule; nil runs no watch passes.
 	Watcher        Watcher
@@ -69,14 +81,18 @@ type watchStatus struct {
 // ErrNoSecret is the refusal to run without a webhook secret.
 var ErrNoSecret = errors.New("no webhook secret: set HYDRAFY_WEBHOOK_SECRET or server.webhook_secret_file")
 
-// New checks opts and builds the server. It refuses an empty webhook
-// secret: a hook without a secret would let anyone trigger a drain.
+// New checks opts and builds the server. A server that takes webhooks
+// refuses an empty webhook secret: a hook without a secret would let anyone
+// trigger a drain.
 func New(opts Options) (*Server, error) {
-	if opts.WebhookSecret == "" {
-		return nil, ErrNoSecret
+	if opts.Reconciler == nil && opts.Watcher == nil {
+		return nil, errors.New("server: neither a reconciler nor a watcher: nothing to run")
 	}
 	if opts.Reconciler == nil {
-		return nil, errors.New("server: no reconciler")
+		opts.PollOnly = true
+	}
+	if opts.WebhookSecret == "" && !opts.PollOnly {
+		return nil, ErrNoSecret
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -115,8 +131,7 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.httpError
 	e.Use(middleware.Recover())
 	e.Use(s.accessLog)
-	e.POST("/webhooks/gitlab", s.webhook)
-	e.POST("/resync", s.resync)
+	s.roleRoutes(e)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))

@@ -11,6 +11,11 @@ import (
 
 // statusDoc is the JSON of GET /status.
 type statusDoc struct {
+	// Role is what this host runs: "bot", "reconciler" or both.
+	Role string `json:"role,omitempty"`
+	// Webhooks says whether this host takes webhooks; false: it finds
+	// changes by its resync schedule alone.
+	Webhooks bool                 `json:"webhooks"`
 	Tracked  string               `json:"tracked_digest,omitempty"`
 	Watch    watchStatus          `json:"watch"`
 	Projects []projectStatus      `json:"projects"`
@@ -40,11 +45,16 @@ func (s *Server) status(c echo.Context) error {
 }
 
 func (s *Server) statusDoc() statusDoc {
-	rs := s.opts.Reconciler.Status()
+	var rs reconciler.Status
+	if s.opts.Reconciler != nil {
+		rs = s.opts.Reconciler.Status()
+	}
 	s.mu.Lock()
 	w := s.watch
 	s.mu.Unlock()
 	doc := statusDoc{
+		Role:     s.opts.Role,
+		Webhooks: !s.opts.PollOnly,
 		Watch:    w,
 		Seeded:   rs.Seeded,
 		Stalled:  rs.Stalled,

@@ -28,6 +28,7 @@ const (
 type hookPayload struct {
 	ObjectKind string `json:"object_kind"`
 	Ref        string `json:"ref"`
+	After      string `json:"after"`
 	Project    struct {
 		PathWithNamespace string `json:"path_with_namespace"`
 		DefaultBranch     string `json:"default_branch"`
@@ -137,6 +138,9 @@ func (s *Server) webhook(c echo.Context) error {
 	}
 
 	d := decide(event, p, s.watched, s.knownDefault)
+	if !d.act {
+		d = s.decideProposal(event, p, d)
+	}
 	if !d.act {
 		count("ignored")
 		return c.JSON(http.StatusOK, map[string]string{"status": "ignored", "reason": d.reason})

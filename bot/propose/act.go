@@ -52,12 +52,19 @@ func (p *Proposer) act(ctx context.Context, pl *plan, t Target, open *int) {
 		}
 		pushed = true
 	}
+	opened := false
 	if pl.openMR == nil {
-		if err := p.openMR(ctx, pl, t); err != nil {
+		// A racing proposer's merge request, opened since the survey, is
+		// adopted and refreshed below.
+		err := p.openMR(ctx, pl, t)
+		if err != nil && !p.adoptRacing(ctx, pl, err) {
 			pl.fail("opening merge request", err)
 			return
 		}
 		*open++
+		opened = err == nil
+	}
+	if opened {
 		pl.action = Opened
 	} else {
 		changed, err := p.refreshMR(ctx, pl, t)

@@ -33,7 +33,9 @@ func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
 	return newStagerFor(live, seed.Options{Image: image.Options{Platform: cfg.Store.Platform}, LockTimeout: cfg.Store.LockTimeout.D()}, log), nil
 }
 
-// daemon is what `hydrafy serve` and `hydrafy reconcile` are built from.
+// daemon is what `hydrafy serve` and `hydrafy reconcile` are built from:
+// the reconciler of this host's store and runner (nil on a bot-only host)
+// and the bot's watch pass (nil where the bot is off).
 type daemon struct {
 	gl      *gitlab.Client
 	rec     *reconciler.Reconciler
@@ -42,13 +44,56 @@ type daemon struct {
 	checks  []server.Check
 }
 
-// newDaemon builds the real parts from cfg; stager is the store's.
+// newDaemon builds the real parts of cfg's roles; stager is the store's
+// (unused on a bot-only host).
 func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*daemon, error) {
 	gl, err := gitlab.NewClient(cfg.GitLab.Token.Reveal(), gitlab.WithBaseURL(cfg.GitLab.URL),
 		gitlab.WithCustomRetryMax(3), gitlab.WithCustomRetryWaitMinMax(500*time.Millisecond, 5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("creating GitLab client: %w", err)
 	}
+	d := &daemon{
+		gl:      gl,
+		metrics: server.NewMetrics(),
+		checks: []server.Check{{Name: "gitlab", Check: func(ctx context.Context) error {
+			_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
+			return err
+		}}},
+	}
+	if cfg.Reconcile.Enabled {
+		storeDir, err := filepath.Abs(cfg.Store.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("store dir: %w", err)
+		}
+		if d.rec, err = newReconciler(cfg, storeDir, log, gl, stager, d.metrics); err != nil {
+			return nil, err
+		}
+		d.checks = append(d.checks, server.DirCheck(storeDir))
+	}
+	if cfg.Bot.Enabled {
+		b, err := bot.New(cfg, log, bot.Options{GitLab: gl})
+		if err != nil {
+			d.Close() // releases the state dir's lock
+			return nil, fmt.Errorf("watcher: %w", err)
+		}
+		w := botWatcher{bot: b}
+		if d.rec != nil {
+			w.trigger, w.seeder = d.rec.Trigger, d.rec
+		}
+		d.watcher = w
+	}
+	return d, nil
+}
+
+// Close releases the reconciler's state dir.
+func (d *daemon) Close() {
+	if d.rec != nil {
+		d.rec.Close()
+	}
+}
+
+// newReconciler builds the reconciler of cfg's store and runner.
+func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *gitlab.Client, stager reconciler.Stager, metrics *server.Metrics) (*reconciler.Reconciler, error) {
 	run, err := runner.New(runner.Options{
 		Control:      cfg.Runner.Control,
 		Unit:         cfg.Runner.Unit,
@@ -67,16 +112,11 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
-	storeDir, err := filepath.Abs(cfg.Store.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("store dir: %w", err)
-	}
 	projects := make([]reconciler.Project, 0, len(cfg.Projects))
 	for _, p := range cfg.Projects {
 		projects = append(projects, reconciler.Project{Path: p.Path, Files: p.Files})
 	}
-	metrics := server.NewMetrics()
-	rec, err := reconciler.New(reconciler.Options{
+	return reconciler.New(reconciler.Options{
 		Image:          cfg.Watch.Image,
 		Projects:       projects,
 		ProposalBranch: propose.BranchName(cfg.Propose.BranchPrefix, cfg.Watch.Image),
@@ -90,25 +130,4 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		Runner:         run,
 		OnReport:       metrics.ObserveReport,
 	}, log)
-	if err != nil {
-		return nil, err
-	}
-	b, err := bot.New(cfg, log, bot.Options{GitLab: gl})
-	if err != nil {
-		rec.Close() // releases the state dir's lock
-		return nil, fmt.Errorf("watcher: %w", err)
-	}
-	return &daemon{
-		gl:      gl,
-		rec:     rec,
-		metrics: metrics,
-		watcher: botWatcher{bot: b, trigger: rec.Trigger, seeder: rec},
-		checks: []server.Check{
-			{Name: "gitlab", Check: func(ctx context.Context) error {
-				_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
-				return err
-			}},
-			server.DirCheck(storeDir),
-		},
-	}, nil
 }

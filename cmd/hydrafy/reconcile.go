@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,9 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if !cfg.Reconcile.Enabled {
+		return errors.New("this config is of a bot-only host (reconcile.enabled = false): it has no store to reconcile")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	stager, err := newStager(cfg, log)
 	if err != nil {
@@ -49,7 +53,7 @@ func reconcileOnce(ctx context.Context, cfg config.Config, log *slog.Logger, sta
 	if err != nil {
 		return err
 	}
-	defer d.rec.Close()
+	defer d.Close()
 	rep := d.rec.Once(ctx, reconciler.Reason{Kind: reconciler.KindManual, Detail: "hydrafy reconcile"})
 	if asJSON {
 		enc := json.NewEncoder(stdout)

@@ -7,15 +7,17 @@ import (
 	"log/slog"
 	"net"
 
+	"gitlab.com/hydrafy/hydrafy/bot/propose"
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/server"
 )
 
-// runServe is `hydrafy serve --config FILE`: the daemon. It answers GitLab
-// webhooks and /resync, runs the watch pass and the periodic resync on their
-// schedules, and reconciles the runner host until SIGINT or SIGTERM; then it
-// waits for a running reconcile to finish.
+// runServe is `hydrafy serve --config FILE`: the daemon of the host's roles.
+// A reconciler answers GitLab webhooks (unless poll-only) and /resync, runs
+// the periodic resync and reconciles the runner host; the bot runs the watch
+// pass on its schedule. It runs until SIGINT or SIGTERM, then waits for a
+// running reconcile to finish.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
@@ -35,16 +37,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if cfg.Server.WebhookSecret == "" {
+	if cfg.Server.Webhooks && cfg.Server.WebhookSecret == "" {
 		return server.ErrNoSecret
 	}
 	if cfg.GitLab.Token == "" {
 		return errNoToken
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	stager, err := newStager(cfg, log)
-	if err != nil {
-		return err
+	var stager reconciler.Stager
+	if cfg.Reconcile.Enabled {
+		if stager, err = newStager(cfg, log); err != nil {
+			return err
+		}
 	}
 	return serve(ctx, cfg, log, stager, nil)
 }
@@ -70,7 +74,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reco
 // newServer builds the daemon's HTTP server and its parts from cfg; the
 // returned func releases them once the server has stopped.
 func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*server.Server, func(), error) {
-	if cfg.Server.WebhookSecret == "" {
+	if cfg.Server.Webhooks && cfg.Server.WebhookSecret == "" {
 		return nil, nil, server.ErrNoSecret
 	}
 	d, err := newDaemon(cfg, log, stager)
@@ -81,21 +85,32 @@ func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 	for _, p := range cfg.Projects {
 		projects = append(projects, p.Path)
 	}
-	srv, err := server.New(server.Options{
+	opts := server.Options{
 		WebhookSecret:  cfg.Server.WebhookSecret,
+		PollOnly:       !cfg.Server.Webhooks,
+		Role:           cfg.Role(),
 		ResyncToken:    cfg.Server.ResyncToken,
 		Projects:       projects,
-		Reconciler:     d.rec,
 		Watcher:        d.watcher,
 		WatchSchedule:  cfg.Watch.Schedule,
 		ResyncSchedule: cfg.Reconcile.Schedule,
 		Checks:         d.checks,
 		Metrics:        d.metrics,
 		Log:            log,
-	})
+	}
+	if d.rec != nil {
+		// Only then: a nil *Reconciler in the interface would not be nil.
+		opts.Reconciler = d.rec
+	}
+	if !cfg.Bot.Enabled {
+		// The bot's host seeds a digest before proposing it; every other
+		// host learns of the proposal by the push to its branch.
+		opts.ProposalBranch = propose.BranchName(cfg.Propose.BranchPrefix, cfg.Watch.Image)
+	}
+	srv, err := server.New(opts)
 	if err != nil {
-		d.rec.Close()
+		d.Close()
 		return nil, nil, err
 	}
-	return srv, func() { d.rec.Close() }, nil
+	return srv, d.Close, nil
 }

@@ -26,8 +26,7 @@ func (s *Server) authenticate(c *call, path string) bool {
 		c.error(http.StatusUnauthorized, "401 Unauthorized")
 		return false
 	}
-	write := c.r.Method != http.MethodGet && c.r.Method != http.MethodHead
-	if !slices.Contains(t.Scopes, "api") && (write || !slices.Contains(t.Scopes, "read_api")) {
+	if !scopeAllows(t.Scopes, c.r.Method, path) {
 		c.status = http.StatusForbidden
 		c.json(http.StatusForbidden, map[string]string{
 			"error":             "insufficient_scope",
@@ -50,4 +49,20 @@ func (s *Server) lookupToken(tok string) *token {
 		}
 	}
 	return nil
+}
+
+// scopeAllows applies GitLab's token scopes: api allows every call,
+// read_api every read, and manage_runner (GitLab 17.1+) reads and updates
+// of runners by id, such as pausing one.
+func scopeAllows(scopes []string, method, path string) bool {
+	write := method != http.MethodGet && method != http.MethodHead
+	switch {
+	case slices.Contains(scopes, "api"):
+		return true
+	case !write && slices.Contains(scopes, "read_api"):
+		return true
+	case slices.Contains(scopes, "manage_runner") && strings.HasPrefix(path, "runners/"):
+		return true
+	}
+	return false
 }

@@ -15,7 +15,10 @@ import (
 )
 
 func TestAuth(t *testing.T) {
-	_, ts, gl := newTestServer(t)
+	emu, ts, gl := newTestServer(t)
+	const runnerToken, readRunnerToken = "glpat-runner", "glpat-read-runner"
+	emu.AddToken(runnerToken, "runner-admin", "manage_runner")
+	emu.AddToken(readRunnerToken, "reconciler", "read_api", "manage_runner")
 	tests := []struct {
 		name   string
 		client *gitlab.Client
@@ -27,6 +30,8 @@ func TestAuth(t *testing.T) {
 		{"read_api reads", newClient(t, ts.URL, readToken), false, http.StatusOK},
 		{"read_api writes", newClient(t, ts.URL, readToken), true, http.StatusForbidden},
 		{"api writes", gl, true, http.StatusCreated},
+		{"manage_runner writes no branch", newClient(t, ts.URL, runnerToken), true, http.StatusForbidden},
+		{"manage_runner reads no project", newClient(t, ts.URL, runnerToken), false, http.StatusForbidden},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +51,24 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
+	// manage_runner reads and pauses runners by id, alone or next to read_api.
+	id := emu.AddRunner("nix host", "glrt-auth")
+	for _, tok := range []string{runnerToken, readRunnerToken} {
+		rc := newClient(t, ts.URL, tok)
+		if _, resp, err := rc.Runners.UpdateRunnerDetails(id, &gitlab.UpdateRunnerDetailsOptions{Paused: gitlab.Ptr(true)}); status(resp) != http.StatusOK {
+			t.Errorf("%s pausing a runner: status %d, %v", tok, status(resp), err)
+		}
+		if _, resp, err := rc.Runners.GetRunnerDetails(id); status(resp) != http.StatusOK {
+			t.Errorf("%s reading a runner: status %d, %v", tok, status(resp), err)
+		}
+	}
+	if _, resp, err := newClient(t, ts.URL, readRunnerToken).Projects.GetProject("group/app", nil); status(resp) != http.StatusOK {
+		t.Errorf("read_api+manage_runner reading a project: status %d, %v", status(resp), err)
+	}
+	if _, resp, _ := newClient(t, ts.URL, readToken).Runners.UpdateRunnerDetails(id, &gitlab.UpdateRunnerDetailsOptions{Paused: gitlab.Ptr(false)}); status(resp) != http.StatusForbidden {
+		t.Errorf("read_api pausing a runner: status %d, want 403", status(resp))
+	}
+
 	// Bearer works like PRIVATE-TOKEN.
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v4/projects/1", nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)

@@ -81,7 +81,8 @@ func (s *Server) createBranch(c *call) {
 		return
 	}
 	if _, ok := p.branches[name]; ok {
-		c.error(http.StatusConflict, "Branch already exists")
+		// GitLab answers 400, not 409, with the branch service's message.
+		c.error(http.StatusBadRequest, "Branch already exists")
 		return
 	}
 	from := p.resolve(ref)

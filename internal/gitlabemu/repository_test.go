@@ -56,9 +56,9 @@ func TestBranches(t *testing.T) {
 	if err != nil || status(resp) != http.StatusCreated || b.Commit == nil || b.Commit.ID == "" {
 		t.Fatalf("create: %+v %v", b, err)
 	}
-	_, resp, _ = gl.Branches.CreateBranch("group/app", &gitlab.CreateBranchOptions{Branch: gitlab.Ptr("feature"), Ref: gitlab.Ptr("main")})
-	if status(resp) != http.StatusConflict {
-		t.Errorf("existing branch: status %d", status(resp))
+	_, resp, err = gl.Branches.CreateBranch("group/app", &gitlab.CreateBranchOptions{Branch: gitlab.Ptr("feature"), Ref: gitlab.Ptr("main")})
+	if status(resp) != http.StatusBadRequest || err == nil || !strings.Contains(err.Error(), "Branch already exists") {
+		t.Errorf("existing branch: status %d, %v; want 400 Branch already exists", status(resp), err)
 	}
 	got, _, err := gl.Branches.GetBranch("group/app", "feature")
 	if err != nil || got.Commit.ID != b.Commit.ID {
