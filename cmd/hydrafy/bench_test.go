@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -73,10 +72,7 @@ func BenchmarkRunnerDowntime(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		live := filepath.Join(dir, "store")
-		var out, errs bytes.Buffer
-		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", live, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
-			b.Fatalf("seeding A: %s", errs.String())
-		}
+		seedStore(b, repo+"@"+digestA, live)
 		cfg := config.Default()
 		cfg.Store.Dir = live
 		cfg.Store.Platform = "linux/amd64"

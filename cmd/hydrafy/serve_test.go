@@ -136,28 +136,13 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 
 	e.dir = t.TempDir()
 	e.store = filepath.Join(e.dir, "store")
-	e.status = filepath.Join(e.dir, "standin.json")
-	runnerConfig := filepath.Join(e.dir, "config.toml")
-	if err := os.WriteFile(runnerConfig, []byte("concurrent = 1\n\n[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"nixos/nix:latest\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start := []string{os.Args[0], "-standin", "start", "-status", e.status, "-store", e.store, "-config", runnerConfig,
-		"-log", filepath.Join(e.dir, "standin.log"), "-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
-	stop := []string{os.Args[0], "-standin", "stop", "-status", e.status}
+	sr := newStandin(t, e.dir, e.store)
+	e.status = sr.status
 	if prepare != nil {
 		prepare(e.store)
 	}
-	t.Cleanup(func() {
-		if s, err := standin.ReadStatus(e.status); err == nil && standin.Alive(s.PID) {
-			syscall.Kill(s.PID, syscall.SIGKILL)
-		}
-	})
-	if out, err := exec.Command(start[0], start[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("starting the stand-in: %v: %s", err, out)
-	}
-	if e.first, err = standin.ReadStatus(e.status); err != nil {
-		t.Fatal(err)
-	}
+	e.first = sr.launch(t)
+	start, stop, runnerConfig := sr.start, sr.stop, sr.config
 
 	cfg := config.Default()
 	cfg.GitLab.URL = gts.URL
@@ -176,6 +161,46 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	cfg.Reconcile.Schedule = "@every 24h"
 	e.cfg = cfg
 	return e
+}
+
+// standinRunner is a host's stand-in gitlab-runner: its config.toml, its
+// status file, and the command control's stop and start commands.
+type standinRunner struct {
+	config, status string
+	start, stop    []string
+}
+
+// newStandin writes the config.toml, in dir, of a runner whose jobs use
+// the live store at store; launch starts it.
+func newStandin(t *testing.T, dir, store string) standinRunner {
+	t.Helper()
+	r := standinRunner{config: filepath.Join(dir, "config.toml"), status: filepath.Join(dir, "standin.json")}
+	if err := os.WriteFile(r.config, []byte("concurrent = 1\n\n[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"nixos/nix:latest\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.start = []string{os.Args[0], "-standin", "start", "-status", r.status, "-store", store, "-config", r.config,
+		"-log", filepath.Join(dir, "standin.log"), "-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
+	r.stop = []string{os.Args[0], "-standin", "stop", "-status", r.status}
+	return r
+}
+
+// launch starts the stand-in, killed when the test ends, and returns its
+// status.
+func (r standinRunner) launch(t *testing.T) standin.Status {
+	t.Helper()
+	t.Cleanup(func() {
+		if s, err := standin.ReadStatus(r.status); err == nil && standin.Alive(s.PID) {
+			syscall.Kill(s.PID, syscall.SIGKILL)
+		}
+	})
+	if out, err := exec.Command(r.start[0], r.start[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("starting the stand-in: %v: %s", err, out)
+	}
+	s, err := standin.ReadStatus(r.status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // serve runs `hydrafy serve` with stager until the test ends, and adds the

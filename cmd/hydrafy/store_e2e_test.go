@@ -15,25 +15,24 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
-	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
-// pushRelease builds a nixos/nix-shaped release with real Nix, pushes it as
-// a one-platform index and returns its digest and store paths.
+// pushRelease pushes a nixos/nix-shaped release built with real Nix and
+// returns its digest and store paths.
 func pushRelease(t *testing.T, host, version string) (string, []string) {
 	t.Helper()
-	root := t.TempDir()
-	nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: version, Paths: 6, Shared: 3, Base: "nixpkgs", FilesPerPath: 3}))
-	img, err := synth.Image(root, synth.ImageOptions{Arch: "amd64", NixVersion: version})
-	if err != nil {
-		t.Fatal(err)
+	r := nixtest.PushRelease(t, host, version)
+	return r.Digest, r.Paths
+}
+
+// seedStore seeds store from the image ref with `hydrafy seed`.
+func seedStore(t testing.TB, ref, store string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"seed", "--quiet", ref, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
+		t.Fatalf("hydrafy seed %s: exit %d: %s", ref, code, errs.String())
 	}
-	idx, err := synth.Index(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nixtest.PushIndex(t, host+"/nixos/nix:"+version, idx), nixtest.Paths(t, root)
 }
 
 // TestMergeWebhookMergesStore is the whole loop with the real parts: the
@@ -52,12 +51,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	digestB, pathsB := pushRelease(t, host, "2.25.0")
 	repo := host + "/nixos/nix"
 
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) {
-		var out, errs bytes.Buffer
-		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
-			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
-		}
-	})
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) { seedStore(t, repo+"@"+digestA, store) })
 	e.cfg.Watch.Tag = "2.25.0"
 	e.cfg.Watch.Settle = 0
 	e.cfg.Watch.Schedule = "@every 1s"
@@ -184,12 +178,7 @@ func TestLostImageSeededAgain(t *testing.T) {
 	host := nixtest.Registry(t)
 	digestA, pathsA := pushRelease(t, host, "2.24.9")
 	repo := host + "/nixos/nix"
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) {
-		var out, errs bytes.Buffer
-		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
-			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
-		}
-	})
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) { seedStore(t, repo+"@"+digestA, store) })
 	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

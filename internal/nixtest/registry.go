@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
 )
 
 // Registry starts go-containerregistry's in-process registry on loopback
@@ -54,4 +56,34 @@ func PushIndex(t testing.TB, ref string, idx v1.ImageIndex) string {
 		t.Fatal(err)
 	}
 	return d.String()
+}
+
+// Release is a nixos/nix-shaped release pushed to a test registry.
+type Release struct {
+	Digest string   // the one-platform index's digest
+	Paths  []string // its store paths, sorted
+	Index  v1.ImageIndex
+}
+
+// PushRelease builds a nixos/nix-shaped release of version with real Nix
+// (six store paths, three shared by every release), pushes it to the
+// registry at host as HOST/nixos/nix:VERSION, one platform (linux/amd64),
+// and also under each of tags.
+func PushRelease(t testing.TB, host, version string, tags ...string) Release {
+	t.Helper()
+	root := t.TempDir()
+	Build(t, root, synth.Release(synth.ReleaseOptions{Version: version, Paths: 6, Shared: 3, Base: "nixpkgs", FilesPerPath: 3}))
+	img, err := synth.Image(root, synth.ImageOptions{Arch: "amd64", NixVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := synth.Index(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Release{Digest: PushIndex(t, host+"/nixos/nix:"+version, idx), Paths: Paths(t, root), Index: idx}
+	for _, tag := range tags {
+		PushIndex(t, host+"/nixos/nix:"+tag, idx)
+	}
+	return r
 }
