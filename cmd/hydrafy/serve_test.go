@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "-standin" {
 		os.Exit(standin.Main(os.Args[2:], os.Stderr))
 	}
+	if os.Getenv(binaryEnv) == "1" {
+		main() // `hydrafy` itself, for the fleet's daemons
+	}
 	if path := os.Getenv(daemonEnv); path != "" {
 		os.Exit(hangingDaemon(path))
 	}
