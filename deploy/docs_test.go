@@ -12,7 +12,8 @@ import (
 )
 
 // documents are the files of this directory that name config keys.
-var documents = []string{"INSTALL.md", "Dockerfile", "hydrafy.service", "runner-config.toml", "hydrafy.example.toml"}
+var documents = []string{"INSTALL.md", "Dockerfile", "hydrafy.service", "runner-config.toml", "hydrafy.example.toml",
+	"hydrafy.bot.toml", "hydrafy.reconciler.toml"}
 
 // configKeys returns the dotted TOML keys of struct type t.
 func configKeys(t reflect.Type, prefix string) []string {
@@ -37,7 +38,7 @@ func configKeys(t reflect.Type, prefix string) []string {
 
 // keyRef finds "section.key" in prose: not part of a host name, a file
 // name or a longer dotted word.
-var keyRef = regexp.MustCompile(`(?:^|[^\w./-])((?:server|gitlab|watch|propose|projects|store|runner|reconcile)\.[a-z_]+)(?:[^\w./-]|\.\s|\.$|$)`)
+var keyRef = regexp.MustCompile(`(?:^|[^\w./-])((?:server|gitlab|bot|watch|propose|projects|store|runner|reconcile)\.[a-z_]+)(?:[^\w./-]|\.\s|\.$|$)`)
 
 // TestDocumentsNameRealKeys checks every config key that the deployment
 // files mention against config.Config, so a renamed key cannot leave a
