@@ -6,7 +6,7 @@ import (
 	"sort"
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // text is a source file with its line starts counted the way the YAML
