@@ -29,10 +29,32 @@ type found struct {
 
 // find returns every reference of r in the parsed documents, in file order.
 func find(t *text, docs []*yaml.Node, r repo) ([]found, error) {
+	refs, _, err := scan(t, docs, r)
+	return refs, err
+}
+
+// scan returns every reference of r in the parsed documents and the
+// references of r that cannot be pinned, both in file order.
+func scan(t *text, docs []*yaml.Node, r repo) ([]found, []Skipped, error) {
 	f := finder{repo: r, hint: r.path[strings.LastIndex(r.path, "/")+1:], seen: map[*yaml.Node]bool{}}
 	for _, d := range docs {
 		f.walk(d, 0)
 	}
+	var skipped []Skipped
+	for _, s := range f.skipped {
+		line := s.node.Line
+		if start, _, err := t.span(s.node); err == nil {
+			line = t.line(start)
+		}
+		skipped = append(skipped, Skipped{Line: line, Raw: s.node.Value, Reason: s.reason})
+	}
+	sort.SliceStable(skipped, func(i, j int) bool { return skipped[i].Line < skipped[j].Line })
+	refs, err := f.located(t)
+	return refs, skipped, err
+}
+
+// located maps the references found to their places in the source.
+func (f *finder) located(t *text) ([]found, error) {
 	var out []found
 	for _, n := range f.nodes {
 		rf, _ := parseRef(n.Value)
@@ -75,6 +97,14 @@ type finder struct {
 	hint  string // the repository's last path component, in every reference
 	seen  map[*yaml.Node]bool
 	nodes []*yaml.Node
+	// skipped are the scalars that name the image in a form that cannot
+	// be pinned, with the reason.
+	skipped []skippedNode
+}
+
+type skippedNode struct {
+	node   *yaml.Node
+	reason string
 }
 
 // walk visits n, depth levels below the document's root.
@@ -118,6 +148,8 @@ func (f *finder) walk(n *yaml.Node, depth int) {
 		}
 		if r, ok := parseRef(n.Value); ok && r.repo == f.repo {
 			f.nodes = append(f.nodes, n)
+		} else if why := unresolved(n.Value, f.repo); why != "" {
+			f.skipped = append(f.skipped, skippedNode{node: n, reason: why})
 		}
 	}
 }

@@ -20,6 +20,11 @@ type Options struct {
 	// Tag, when set, also replaces the tag of references that carry one
 	// (repo:tag and repo:tag@digest). References without a tag get none.
 	Tag string
+	// VersionTag, when set, is a version tag that Digest is known to
+	// carry ("2.25.0"): references whose tag is a version (IsVersionTag)
+	// get it; "latest", other tags and references without one keep theirs.
+	// Tag takes precedence.
+	VersionTag string
 }
 
 // Change describes one rewritten reference.
@@ -29,6 +34,19 @@ type Change struct {
 	// Old is the reference as written in the input (inside any quotes);
 	// New is what replaced it.
 	Old, New string
+	// Tag is the tag the new reference carries, "" when none.
+	Tag string
+}
+
+// Skipped is a reference of the image that cannot be pinned, such as one
+// whose registry comes from a variable defined outside the file.
+type Skipped struct {
+	// Line is the 1-based line of the reference.
+	Line int
+	// Raw is the text as written (inside any quotes).
+	Raw string
+	// Reason says why it cannot be pinned.
+	Reason string
 }
 
 // Reference is one reference of the image found in a file.
@@ -54,8 +72,13 @@ func (opts Options) validate() (repo, error) {
 	if !digestRE.MatchString(opts.Digest) {
 		return repo{}, fmt.Errorf("invalid digest %q: want sha256: followed by 64 lowercase hex digits", opts.Digest)
 	}
-	if opts.Tag != "" && !plainTagRE.MatchString(opts.Tag) {
-		return repo{}, fmt.Errorf("invalid tag %q: want letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", opts.Tag)
+	for _, tag := range []string{opts.Tag, opts.VersionTag} {
+		if tag != "" && !plainTagRE.MatchString(tag) {
+			return repo{}, fmt.Errorf("invalid tag %q: want letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", tag)
+		}
+	}
+	if opts.VersionTag != "" && !IsVersionTag(opts.VersionTag) {
+		return repo{}, fmt.Errorf("invalid version tag %q: want a version such as 2.25.0", opts.VersionTag)
 	}
 	return r, nil
 }

@@ -39,7 +39,11 @@ func Rewrite(src []byte, opts Options) (out []byte, changes []Change, err error)
 		b.Write(src[last:f.start])
 		b.WriteString(pinned)
 		last = f.end
-		changes = append(changes, Change{Line: f.line, Old: raw, New: pinned})
+		tag := ""
+		if r, ok := parseRef(pinned); ok {
+			tag = r.tag
+		}
+		changes = append(changes, Change{Line: f.line, Old: raw, New: pinned, Tag: tag})
 	}
 	if len(changes) == 0 {
 		return bytes.Clone(src), nil, nil
@@ -72,4 +76,20 @@ func References(src []byte, image string) ([]Reference, error) {
 		out = append(out, Reference{Line: f.line, Raw: string(src[f.start:f.end]), Tag: f.ref.tag, Digest: f.ref.digest})
 	}
 	return out, nil
+}
+
+// Unpinnable lists the references of image in src that cannot be pinned
+// (a registry or digest held in a variable defined elsewhere), in file
+// order. Rewrite leaves them as they are.
+func Unpinnable(src []byte, image string) ([]Skipped, error) {
+	r, err := parseImage(image)
+	if err != nil {
+		return nil, err
+	}
+	docs, err := parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("parsing: %w", err)
+	}
+	_, skipped, err := scan(newText(src), docs, r)
+	return skipped, err
 }

@@ -3,6 +3,7 @@ package pin
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,8 +20,10 @@ const (
 )
 
 // TestRewriteGolden pins every testdata/<case>/input.yml and compares the
-// result with expected.yml. A case's optional files "image" and "tag" set
-// Options.Image (default nixos/nix) and Options.Tag.
+// result with expected.yml. A case's optional files "image", "tag" and
+// "version-tag" set Options.Image (default nixos/nix), Options.Tag and
+// Options.VersionTag; its optional "unpinnable" lists what Unpinnable
+// reports, one "LINE RAW" per line.
 func TestRewriteGolden(t *testing.T) {
 	dirs, err := filepath.Glob("testdata/*/input.yml")
 	if err != nil {
@@ -40,6 +43,9 @@ func TestRewriteGolden(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(dir, "tag")); err == nil {
 				opts.Tag = strings.TrimSpace(string(b))
 			}
+			if b, err := os.ReadFile(filepath.Join(dir, "version-tag")); err == nil {
+				opts.VersionTag = strings.TrimSpace(string(b))
+			}
 			out, changes, err := Rewrite(src, opts)
 			if err != nil {
 				t.Fatalf("Rewrite: %v", err)
@@ -58,6 +64,7 @@ func TestRewriteGolden(t *testing.T) {
 				t.Errorf("Rewrite reported %d changes, but output equal to input is %v", len(changes), bytes.Equal(src, out))
 			}
 			checkPinned(t, out, opts)
+			checkUnpinnable(t, dir, src, opts.Image)
 			again, more, err := Rewrite(out, opts)
 			if err != nil || len(more) != 0 || !bytes.Equal(again, out) {
 				t.Errorf("Rewrite of its own output: %d changes %v, err %v; want none", len(more), more, err)
@@ -87,4 +94,31 @@ func readFile(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// checkUnpinnable compares Unpinnable's answer with the case's
+// "unpinnable" file (none: nothing is reported).
+func checkUnpinnable(t *testing.T, dir string, src []byte, image string) {
+	t.Helper()
+	skipped, err := Unpinnable(src, image)
+	if err != nil {
+		t.Fatalf("Unpinnable: %v", err)
+	}
+	var got strings.Builder
+	for _, s := range skipped {
+		fmt.Fprintf(&got, "%d %s\n", s.Line, s.Raw)
+	}
+	golden := filepath.Join(dir, "unpinnable")
+	if *update && got.Len() > 0 {
+		if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("Unpinnable mismatch (-want +got):\n%s", diff)
+	}
 }

@@ -38,6 +38,9 @@ func verify(inDocs []*yaml.Node, nrefs int, pinned map[*yaml.Node]string, out []
 		if opts.Tag != "" && f.ref.tag != "" && !hasVariable(f.ref.tag) && f.ref.tag != opts.Tag {
 			return fmt.Errorf("reference %q at line %d does not carry tag %s", f.node.Value, f.line, opts.Tag)
 		}
+		if opts.Tag == "" && opts.VersionTag != "" && IsVersionTag(f.ref.tag) && f.ref.tag != opts.VersionTag {
+			return fmt.Errorf("reference %q at line %d does not carry version tag %s", f.node.Value, f.line, opts.VersionTag)
+		}
 	}
 	return nil
 }
