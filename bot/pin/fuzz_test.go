@@ -47,8 +47,8 @@ var notImage = []string{
 var (
 	prefixes = []string{"", "docker.io/", "index.docker.io/", "${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/",
 		"$CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX/", "${CI_DEPENDENCY_PROXY_SERVER}/group/sub/dependency_proxy/containers/"}
-	tags     = []string{"", ":latest", ":2.24", ":$NIX_VERSION"}
-	digests  = []string{"", "@" + oldDigest, "@" + newDigest}
+	tags    = []string{"", ":latest", ":2.24", ":$NIX_VERSION"}
+	digests = []string{"", "@" + oldDigest, "@" + newDigest}
 )
 
 // recipe hands out the fuzzer's choices one byte at a time.
