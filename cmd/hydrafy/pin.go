@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 
@@ -21,7 +22,7 @@ const pinUsage = "usage: hydrafy pin --image REPO --digest sha256:… [--tag TAG
 type pinned struct {
 	name     string
 	old, new []byte
-	changes  int
+	changes  []pin.Change
 }
 
 func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,6 +51,7 @@ func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	// Every file is rewritten and checked before any is shown or written.
 	var results []pinned
+	refs, skipped := 0, 0
 	for _, name := range files {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -62,12 +64,40 @@ func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		results = append(results, pinned{name: name, old: src, new: out, changes: len(changes)})
+		found, err := pin.References(src, opts.Image)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		unpinnable, err := pin.Unpinnable(src, opts.Image)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		for _, u := range unpinnable {
+			fmt.Fprintf(stderr, "%s:%d: not pinned: %s: %s\n", name, u.Line, u.Raw, u.Reason)
+		}
+		refs, skipped = refs+len(found), skipped+len(unpinnable)
+		results = append(results, pinned{name: name, old: src, new: out, changes: changes})
+	}
+	if refs == 0 {
+		if skipped > 0 {
+			return fmt.Errorf("no reference of %s that can be pinned in %s (%d listed above cannot be)", opts.Image, strings.Join(files, ", "), skipped)
+		}
+		return fmt.Errorf("no reference of %s in %s", opts.Image, strings.Join(files, ", "))
 	}
 
 	for _, r := range results {
-		if r.changes == 0 {
+		if len(r.changes) == 0 {
 			continue
+		}
+		if opts.Tag == "" {
+			// The rule keeps a reference's tag; say where that puts a
+			// release's name next to a digest nobody said it names.
+			for _, c := range r.changes {
+				if pin.IsVersionTag(c.Tag) {
+					fmt.Fprintf(stderr, "%s:%d: %s: tag %s kept, but nothing said it points at this digest (--tag TAG names the digest's tag)\n",
+						r.name, c.Line, c.New, c.Tag)
+				}
+			}
 		}
 		if !*write {
 			if err := writeUnifiedDiff(stdout, filepath.ToSlash(filepath.Clean(r.name)), r.old, r.new); err != nil {
@@ -79,10 +109,10 @@ func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		noun := "references"
-		if r.changes == 1 {
+		if len(r.changes) == 1 {
 			noun = "reference"
 		}
-		fmt.Fprintf(stdout, "pinned %d %s in %s\n", r.changes, noun, r.name)
+		fmt.Fprintf(stdout, "pinned %d %s in %s\n", len(r.changes), noun, r.name)
 	}
 	return nil
 }

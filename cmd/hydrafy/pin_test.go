@@ -95,6 +95,44 @@ func TestPinWrite(t *testing.T) {
 	}
 }
 
+// TestPinReports: a version tag kept next to the new digest is named on
+// stderr, one line per reference (not with --tag); references through an
+// unresolvable variable are listed; files without any reference of the
+// image fail.
+func TestPinReports(t *testing.T) {
+	files := map[string]string{
+		"ci.yml":    ciFile,
+		"proxy.yml": "a:\n  image: ${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/nixos/nix:latest\nb:\n  image: $CI_REGISTRY/nixos/nix\n",
+		"none.yml":  "image: alpine\n",
+		"var.yml":   "image: nixos/nix@$NIX_DIGEST\n",
+	}
+	pinDir(t, files)
+	code, _, stderr := runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "ci.yml", "proxy.yml")
+	want := "ci.yml:3: nixos/nix:2.24@" + pinDigest + ": tag 2.24 kept, but nothing said it points at this digest (--tag TAG names the digest's tag)\n"
+	wantSkip := "proxy.yml:4: not pinned: $CI_REGISTRY/nixos/nix: its registry comes from $CI_REGISTRY, which hydrafy cannot resolve\n"
+	if code != 0 || !strings.Contains(stderr, want) || !strings.Contains(stderr, wantSkip) || strings.Count(stderr, "\n") != 2 {
+		t.Errorf("exit %d, stderr %q; want 0, %q and %q", code, stderr, want, wantSkip)
+	}
+	code, _, stderr = runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "--tag", "2.25.0", "ci.yml")
+	if code != 0 || stderr != "" {
+		t.Errorf("with --tag: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	code, stdout, stderr := runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "none.yml")
+	if code != 1 || stdout != "" || stderr != "hydrafy pin: no reference of nixos/nix in none.yml\n" {
+		t.Errorf("no reference: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "--write", "none.yml", "var.yml")
+	if code != 1 || !strings.HasSuffix(stderr, "hydrafy pin: no reference of nixos/nix that can be pinned in none.yml, var.yml (1 listed above cannot be)\n") ||
+		!strings.HasPrefix(stderr, "var.yml:1: not pinned: nixos/nix@$NIX_DIGEST: its digest comes from $NIX_DIGEST") {
+		t.Errorf("unpinnable only: exit %d, stderr %q", code, stderr)
+	}
+	for name, data := range files {
+		if got := readString(t, name); got != data && name != "ci.yml" {
+			t.Errorf("%s changed to %q", name, got)
+		}
+	}
+}
+
 func TestPinUnchanged(t *testing.T) {
 	pinDir(t, map[string]string{"ci.yml": ciPinned})
 	code, stdout, stderr := runHydrafy(t, "pin", "--image", "nixos/nix", "--digest", pinDigest, "ci.yml")
