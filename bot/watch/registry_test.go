@@ -160,6 +160,26 @@ func (tr *testRegistry) pushIndex(t testing.TB, tag string, platforms ...string)
 	return d.String()
 }
 
+// retag points tag to at what tag from points at.
+func (tr *testRegistry) retag(t testing.TB, from, to string) {
+	t.Helper()
+	src, err := name.NewTag(tr.repo()+":"+from, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := name.NewTag(tr.repo()+":"+to, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Tag(dst, desc); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // pushImage pushes a single-manifest image for platform to tag.
 func (tr *testRegistry) pushImage(t testing.TB, tag, platform string) string {
 	t.Helper()

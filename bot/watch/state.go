@@ -13,6 +13,9 @@ type State struct {
 	// Tags maps a fully qualified tag reference
 	// ("index.docker.io/nixos/nix:latest") to what was seen there.
 	Tags map[string]Observation `json:"tags,omitempty"`
+	// Releases caches the release tags (X.Y.Z) of the repository that
+	// were resolved to find a digest's version: tag → digest.
+	Releases map[string]string `json:"releases,omitempty"`
 }
 
 // Observation is one tracked tag as last seen.
@@ -32,4 +35,7 @@ type Observation struct {
 	Created time.Time `json:"created,omitzero"`
 	// NixVersion is the Nix version from the image labels, when labelled.
 	NixVersion string `json:"nix_version,omitempty"`
+	// VersionTag is the newest release tag (X.Y.Z) that pointed at Digest
+	// when last looked up; "" when none did.
+	VersionTag string `json:"version_tag,omitempty"`
 }

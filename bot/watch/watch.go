@@ -11,6 +11,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -48,6 +49,9 @@ type Result struct {
 	Created time.Time
 	// NixVersion is the Nix version from the image labels, when labelled.
 	NixVersion string
+	// VersionTag is the newest release tag (X.Y.Z) of the repository that
+	// points at Digest; "" when none does (yet).
+	VersionTag string
 }
 
 // Reference returns the pinned reference, "nixos/nix:latest@sha256:…".
@@ -62,7 +66,7 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 	if err != nil {
 		return Result{}, prev, fmt.Errorf("setting up registry access: %w", err)
 	}
-	tag, err := w.tag(ro)
+	tag, tags, err := w.tag(ro)
 	if err != nil {
 		return Result{}, prev, err
 	}
@@ -94,6 +98,25 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 
 	missing := missingPlatforms(obs.Platforms, w.platforms)
 	ready, wait, reason := decide(obs, missing, w.opts.Settle, now)
+	releases := maps.Clone(prev.Releases)
+	if releases == nil {
+		releases = map[string]string{}
+	}
+	switch {
+	case releaseTag.MatchString(tag):
+		obs.VersionTag = tag
+	case changed || (obs.VersionTag == "" && !ready):
+		// A new digest, or one still settling without a release tag (a
+		// release's tags are pushed within minutes of each other).
+		v, err := w.versionTag(ro, tags, obs.Digest, releases)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Result{}, prev, ctx.Err()
+			}
+			w.log.Warn("looking up the release tag of a digest", "image", w.opts.Image, "digest", obs.Digest, "err", err)
+		}
+		obs.VersionTag = v
+	}
 	w.log.Debug("checked tag", "ref", shown, "digest", obs.Digest, "changed", changed, "ready", ready, "reason", reason)
 	res := Result{
 		Image:            w.opts.Image,
@@ -109,25 +132,27 @@ func (w *Watcher) Check(ctx context.Context, prev State, now time.Time) (Result,
 		Changed:          changed,
 		Created:          obs.Created,
 		NixVersion:       obs.NixVersion,
+		VersionTag:       obs.VersionTag,
 	}
-	return res, State{Version: StateVersion, Tags: map[string]Observation{key: obs}}, nil
+	return res, State{Version: StateVersion, Tags: map[string]Observation{key: obs}, Releases: releases}, nil
 }
 
 // tag returns the tag to resolve: the configured one, or the newest release
-// in the semver range, which needs the repository's tag list.
-func (w *Watcher) tag(ro []remote.Option) (string, error) {
+// in the semver range, which needs the repository's tag list (returned
+// too, so that a check lists tags at most once).
+func (w *Watcher) tag(ro []remote.Option) (string, []string, error) {
 	if w.track.match == nil {
-		return w.track.tag, nil
+		return w.track.tag, nil, nil
 	}
 	tags, err := remote.List(w.repo, ro...)
 	if err != nil {
-		return "", failed("listing tags of", w.opts.Image, err)
+		return "", nil, failed("listing tags of", w.opts.Image, err)
 	}
 	t := pickTag(tags, w.track.match)
 	if t == "" {
-		return "", fmt.Errorf("no release tag of %s matches %q among %d tags", w.opts.Image, w.track.rng, len(tags))
+		return "", nil, fmt.Errorf("no release tag of %s matches %q among %d tags", w.opts.Image, w.track.rng, len(tags))
 	}
-	return t, nil
+	return t, tags, nil
 }
 
 // failed names the action and what it was done to; a registry that kept

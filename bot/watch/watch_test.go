@@ -74,7 +74,7 @@ func TestCheckSemver(t *testing.T) {
 			w := tr.watcher(t, func(o *Options) { o.Tag, o.Semver = "", tc.rng })
 			tr.count.snapshot()
 			res, _ := check(t, w, State{}, t0)
-			if res.Tag != tc.want || res.Digest != digests[tc.want] {
+			if res.Tag != tc.want || res.Digest != digests[tc.want] || res.VersionTag != tc.want {
 				t.Errorf("picked %s %s, want %s %s", res.Tag, res.Digest, tc.want, digests[tc.want])
 			}
 			if n := tr.count.snapshot()["GET tags"]; n != 1 {
@@ -90,13 +90,51 @@ func TestCheckSemver(t *testing.T) {
 	}
 }
 
-func TestCheckTagModeListsNoTags(t *testing.T) {
+// TestCheckFindsVersionTag: in tag mode, a new digest costs one tag list
+// and HEADs of release tags, newest first, until one points at it; tags
+// resolved before are cached (but for the newest few, which may still
+// move), and a digest whose version is known costs nothing more.
+func TestCheckFindsVersionTag(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
+	for _, tag := range []string{"2.20.0", "2.21.0", "2.22.0", "2.23.0", "2.24.9"} {
+		tr.pushIndex(t, tag, "linux/amd64", "linux/arm64")
+	}
+	b := tr.pushIndex(t, "2.25.0", "linux/amd64", "linux/arm64")
+	tr.retag(t, "2.25.0", "latest")
+	tr.retag(t, "2.25.0", "2.25")
 	w := tr.watcher(t, nil)
-	check(t, w, State{}, t0)
-	if n := tr.count.snapshot()["GET tags"]; n != 0 {
-		t.Errorf("tag mode listed tags %d times", n)
+	tr.count.snapshot()
+
+	res, st := check(t, w, State{}, t0)
+	if res.Digest != b || res.VersionTag != "2.25.0" {
+		t.Fatalf("first check: digest %s version %q, want %s 2.25.0", res.Digest, res.VersionTag, b)
+	}
+	if got := tr.count.snapshot(); got["GET tags"] != 1 || got["HEAD manifests"] != 2 {
+		t.Errorf("first check: %v, want one tag list and two HEADs (latest, 2.25.0)", got)
+	}
+
+	c := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
+	tr.count.snapshot()
+	res, st = check(t, w, st, t0.Add(time.Hour))
+	if res.Digest != c || res.VersionTag != "" {
+		t.Fatalf("after latest moved: digest %s version %q, want %s and none", res.Digest, res.VersionTag, c)
+	}
+	if got := tr.count.snapshot(); got["GET tags"] != 1 || got["HEAD manifests"] != 1+6 {
+		t.Errorf("new digest without a release: %v, want one tag list and 1+6 HEADs", got)
+	}
+	res, st = check(t, w, st, t0.Add(70*time.Minute))
+	if got := tr.count.snapshot(); res.VersionTag != "" || got["GET tags"] != 1 || got["HEAD manifests"] != 1+recheckNewest {
+		t.Errorf("settling digest without a release: version %q, %v, want one tag list and 1+%d HEADs (the rest cached)", res.VersionTag, got, recheckNewest)
+	}
+	tr.retag(t, "latest", "2.26.0")
+	res, st = check(t, w, st, t0.Add(80*time.Minute))
+	if res.VersionTag != "2.26.0" || st.Releases["2.26.0"] != c || st.Releases["2.20.0"] == "" {
+		t.Errorf("after the release was tagged: version %q, cache %v", res.VersionTag, st.Releases)
+	}
+	tr.count.snapshot()
+	res, _ = check(t, w, st, t0.Add(3*time.Hour))
+	if got := tr.count.snapshot(); res.VersionTag != "2.26.0" || got["GET tags"] != 0 || got["HEAD manifests"] != 1 {
+		t.Errorf("known version: %q, %v, want no tag list and one HEAD", res.VersionTag, got)
 	}
 }
 
@@ -192,7 +230,8 @@ func TestCheckHeadOnly(t *testing.T) {
 	_, st := check(t, w, State{}, t0)
 	first := tr.count.snapshot()
 	// A new digest: HEAD, then the index, one image manifest and its config.
-	if diff := cmp.Diff(map[string]int{"GET ping": 1, "HEAD manifests": 1, "GET manifests": 2, "GET blobs": 1}, first); diff != "" {
+	// And one tag list, for the digest's release tag.
+	if diff := cmp.Diff(map[string]int{"GET ping": 1, "HEAD manifests": 1, "GET manifests": 2, "GET blobs": 1, "GET tags": 1}, first); diff != "" {
 		t.Errorf("first check requests (-want +got):\n%s", diff)
 	}
 	for i := range 3 {
