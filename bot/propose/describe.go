@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"gitlab.com/hydrafy/hydrafy/bot/pin"
 )
 
 // trailerKey marks the proposer's commits and carries the pinned digest.
@@ -18,31 +20,36 @@ var trailerRE = regexp.MustCompile(`(?m)^` + trailerKey + `: (sha256:[0-9a-f]{64
 
 var unsafeBranchRE = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// BranchName is the proposal branch for image: prefix + the image with
-// every run of characters git refuses or that would nest turned into "-"
-// ("hydrafy/" + "nixos/nix" → "hydrafy/nixos-nix").
+// BranchName is the proposal branch for image, named as Renovate names its
+// digest updates: prefix + the image with every run of characters git
+// refuses or that would nest turned into "-", + "-digest"
+// ("hydrafy/" + "nixos/nix" → "hydrafy/nixos-nix-digest").
 func BranchName(prefix, image string) string {
 	s := unsafeBranchRE.ReplaceAllString(strings.ToLower(image), "-")
 	s = strings.ReplaceAll(s, "..", ".")
 	s = strings.Trim(s, ".-")
-	s = strings.TrimSuffix(s, ".lock")
-	return prefix + s
+	return prefix + s + "-digest"
 }
 
-// shortDigest is "sha256:" and the first 8 hex digits.
+// shortDigest is the digest's first 7 hex digits, as Renovate shows it.
 func shortDigest(d string) string {
-	if len(d) > len("sha256:")+8 {
-		return d[:len("sha256:")+8]
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 7 {
+		return d[:7]
 	}
 	return d
 }
 
-// Title is the merge request title for t.
+// Title is the merge request title for t, in the words of Renovate's
+// digest updates: "Update nixos/nix Docker digest to 23ba483", with the
+// digest's release when known ("Update nixos/nix:2.25.0 Docker digest to
+// 23ba483").
 func Title(t Target) string {
-	if t.Tag == "" {
-		return fmt.Sprintf("Pin %s to %s", t.Image, shortDigest(t.Digest))
+	name := t.Image
+	if t.VersionTag != "" {
+		name += ":" + t.VersionTag
 	}
-	return fmt.Sprintf("Pin %s to %s@%s", t.Image, t.Tag, shortDigest(t.Digest))
+	return fmt.Sprintf("Update %s Docker digest to %s", name, shortDigest(t.Digest))
 }
 
 func commitMessage(t Target, files []string) string {
@@ -57,11 +64,22 @@ type fileChange struct {
 	Refs    int
 	Changed int
 	Old     []string // the references' digests before ("" = unpinned)
+	Before  string   // the file on the default branch
+	// KeptVersions counts references whose version tag stays next to the
+	// new digest, because no release tag is known to point at it.
+	KeptVersions int
+}
+
+// unpinnable is a reference that cannot be pinned, in one file.
+type unpinnable struct {
+	File string
+	pin.Skipped
 }
 
 // description is the merge request description: a marker that records the
-// digest, a table of what changes and what merging does on the runner.
-func description(t Target, files []fileChange) string {
+// digest, a table of what changes, the references left alone, and what
+// merging does on the runner hosts.
+func description(t Target, files []fileChange, skipped []unpinnable) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<!-- hydrafy digest=%s -->\n", t.Digest)
 	fmt.Fprintf(&b, "Pins every reference of `%s` in this project's CI files to the digest that %s points to now.\n\n", t.Image, tagOr(t.Tag, "the tracked tag"))
@@ -69,6 +87,9 @@ func description(t Target, files []fileChange) string {
 	fmt.Fprintf(&b, "| Image | `%s` |\n", t.Image)
 	if t.Tag != "" {
 		fmt.Fprintf(&b, "| Tag | `%s` |\n", t.Tag)
+	}
+	if t.VersionTag != "" {
+		fmt.Fprintf(&b, "| Version | `%s` |\n", t.VersionTag)
 	}
 	fmt.Fprintf(&b, "| Digest | %s → `%s` |\n", oldDigests(files), t.Digest)
 	if len(t.Platforms) > 0 {
@@ -81,18 +102,39 @@ func description(t Target, files []fileChange) string {
 		fmt.Fprintf(&b, "| Nix | %s |\n", t.NixVersion)
 	}
 	b.WriteString("\n**Files**\n\n")
+	kept := 0
 	for _, f := range files {
 		if f.Changed == f.Refs {
 			fmt.Fprintf(&b, "- `%s`: %d %s rewritten\n", f.Path, f.Refs, plural(f.Refs, "reference", "references"))
 		} else {
 			fmt.Fprintf(&b, "- `%s`: %d of %d references rewritten, the others pin it already\n", f.Path, f.Changed, f.Refs)
 		}
+		kept += f.KeptVersions
+	}
+	if t.VersionTag != "" {
+		fmt.Fprintf(&b, "\nReferences that carry a version tag now name `%s`, the release tag that points at this digest; `latest` and untagged references keep their form.\n", t.VersionTag)
+	} else if kept > 0 {
+		fmt.Fprintf(&b, "\nNo release tag of `%s` points at this digest yet, so %d %s %s version tag next to the new digest; the digest is what is pulled.\n",
+			t.Image, kept, plural(kept, "reference", "references"), plural(kept, "keeps its", "keep their"))
+	}
+	if len(skipped) > 0 {
+		b.WriteString("\n**Not pinned**\n\n")
+		for _, s := range skipped {
+			fmt.Fprintf(&b, "- `%s` line %d: `%s`: %s\n", s.File, s.Line, s.Raw, s.Reason)
+		}
 	}
 	b.WriteString("\n**What merging does**\n\n")
-	b.WriteString("After the merge, hydrafy on the runner host stages this image's `/nix/store`, " +
-		"waits until the runner has finished its running jobs (none is aborted), merges the new store paths " +
-		"into the shared store — paths and build results already there stay — and restarts the runner. " +
-		"Projects that still pin an older digest keep working.\n\n")
+	if t.Seeded {
+		b.WriteString("Nothing on the runner hosts waits for this merge: before opening this merge request, hydrafy merged this image's " +
+			"store paths into the shared `/nix` store (draining the runner first where it had to, so no job was aborted; paths and build results already there stay), " +
+			"so this merge request's pipeline already runs with it. After the merge, hydrafy only pins the runners' `config.toml` " +
+			"to the new digest where it manages it. Projects that still pin an older digest keep working.\n\n")
+	} else {
+		b.WriteString("The shared `/nix` store does not hold this image's store yet: this merge request's pipeline may fail until it does. " +
+			"After the merge, hydrafy on each runner host stages the image's store, waits until the runner has finished its running jobs (none is aborted), " +
+			"merges the new store paths into the shared store — paths and build results already there stay — and restarts the runner. " +
+			"Projects that still pin an older digest keep working.\n\n")
+	}
 	b.WriteString("If this digest is not wanted, close this merge request: hydrafy will not propose it again for this project, " +
 		"only a newer one. Commits pushed to this branch by anyone else stop hydrafy from updating it.\n")
 	return b.String()

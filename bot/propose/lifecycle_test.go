@@ -33,7 +33,7 @@ func TestLifecycle(t *testing.T) {
 		Propose: config.Propose{BranchPrefix: "hydrafy/", MaxOpen: 10, Labels: []string{"dependencies"}},
 	}
 	p := New(e.gl, opts, slog.New(slog.DiscardHandler))
-	const branch = "hydrafy/nixos-nix"
+	const branch = "hydrafy/nixos-nix-digest"
 	appFiles := []string{".gitlab-ci.yml", "ci/check.yml"}
 
 	// First proposal.
@@ -48,7 +48,7 @@ func TestLifecycle(t *testing.T) {
 	if len(mrs) != 1 {
 		t.Fatalf("%d open MRs in team/app", len(mrs))
 	}
-	wantMR := gitlabemu.MR{IID: 1, Title: "Pin nixos/nix to latest@sha256:11111111", State: "opened", SourceBranch: branch,
+	wantMR := gitlabemu.MR{IID: 1, Title: "Update nixos/nix Docker digest to 1111111", State: "opened", SourceBranch: branch,
 		TargetBranch: "main", Labels: []string{"dependencies", "nix"}, Assignees: []string{"alice"}}
 	if diff := cmp.Diff(wantMR, mrs[0], ignoreMRDetail); diff != "" {
 		t.Errorf("MR (-want +got):\n%s", diff)
@@ -89,7 +89,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	e.checkPinned(t, "team/app", branch, appFiles, digest('2'))
 	mrs = e.openMRs("team/app")
-	if len(mrs) != 1 || mrs[0].IID != 1 || mrs[0].Title != "Pin nixos/nix to latest@sha256:22222222" || !strings.Contains(mrs[0].Description, digest('2')) {
+	if len(mrs) != 1 || mrs[0].IID != 1 || mrs[0].Title != "Update nixos/nix Docker digest to 2222222" || !strings.Contains(mrs[0].Description, digest('2')) {
 		t.Fatalf("after update: %+v", mrs)
 	}
 
@@ -105,7 +105,7 @@ func TestLifecycle(t *testing.T) {
 	if e.emu.Branch("team/app", branch) != humanHead {
 		t.Error("the proposer force-pushed over a human's commit")
 	}
-	if mr := e.openMRs("team/app")[0]; len(mr.Notes) != 1 || !strings.Contains(mr.Notes[0], digest('3')) || !strings.Contains(mr.Title, "22222222") {
+	if mr := e.openMRs("team/app")[0]; len(mr.Notes) != 1 || !strings.Contains(mr.Notes[0], digest('3')) || !strings.Contains(mr.Title, "2222222") {
 		t.Errorf("app MR after human push: %+v", mr)
 	}
 	rep, st, writes = e.pass(t, p, target('3'), st)

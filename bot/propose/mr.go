@@ -23,7 +23,7 @@ func (p *Proposer) labels(pl *plan) []string {
 // openMR opens the proposal merge request of the pushed branch.
 func (p *Proposer) openMR(ctx context.Context, pl *plan, t Target) error {
 	opt := &gitlab.CreateMergeRequestOptions{
-		Title: gitlab.Ptr(Title(t)), Description: gitlab.Ptr(description(t, pl.files)),
+		Title: gitlab.Ptr(Title(t)), Description: gitlab.Ptr(description(t, pl.files, pl.unpinnable)),
 		SourceBranch: &pl.branch, TargetBranch: &pl.defaultBranch, RemoveSourceBranch: gitlab.Ptr(true),
 	}
 	if l := p.labels(pl); len(l) > 0 {
@@ -65,7 +65,7 @@ func (p *Proposer) refreshMR(ctx context.Context, pl *plan, t Target) (bool, err
 	if title := Title(t); mr.Title != title {
 		opt.Title, changed = &title, true
 	}
-	if desc := description(t, pl.files); mr.Description != desc {
+	if desc := description(t, pl.files, pl.unpinnable); mr.Description != desc {
 		opt.Description, changed = &desc, true
 	}
 	var add gitlab.LabelOptions

@@ -43,7 +43,7 @@ func TestAutomerge(t *testing.T) {
 	if len(writes) != 0 || rep.Projects[0].AutoMerge != "waiting for a pipeline" {
 		t.Fatalf("no pipeline yet: %s, writes %v", rep.Projects[0], writes)
 	}
-	head := e.emu.Branch("g/a", "hydrafy/nixos-nix")
+	head := e.emu.Branch("g/a", "hydrafy/nixos-nix-digest")
 	if _, err := e.emu.SetPipeline("g/a", head, "running"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestLockedProjectRetriesEachPass(t *testing.T) {
 			t.Errorf("read-only member: %v", err)
 		}
 	}
-	if len(e.emu.MergeRequests("g/a")) != 0 || e.emu.Branch("g/a", "hydrafy/nixos-nix") != "" {
+	if len(e.emu.MergeRequests("g/a")) != 0 || e.emu.Branch("g/a", "hydrafy/nixos-nix-digest") != "" {
 		t.Error("a refused write changed the project")
 	}
 }
@@ -166,14 +166,14 @@ func TestDefaultBranchMoves(t *testing.T) {
 	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n", "README": "a\n"}})
 	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
 	_, st, _ := e.pass(t, p, target('1'), State{})
-	head := e.emu.Branch("g/a", "hydrafy/nixos-nix")
+	head := e.emu.Branch("g/a", "hydrafy/nixos-nix-digest")
 
 	// An unrelated change on main: the proposal stays as it is.
 	if _, err := e.emu.Push("g/a", "main", "alice", "docs", map[string]string{"README": "b\n"}); err != nil {
 		t.Fatal(err)
 	}
 	rep, st, writes := e.pass(t, p, target('1'), st)
-	if len(writes) != 0 || rep.Projects[0].Action != Unchanged || e.emu.Branch("g/a", "hydrafy/nixos-nix") != head {
+	if len(writes) != 0 || rep.Projects[0].Action != Unchanged || e.emu.Branch("g/a", "hydrafy/nixos-nix-digest") != head {
 		t.Errorf("unrelated change: %s, writes %v", rep.Projects[0], writes)
 	}
 
@@ -185,7 +185,7 @@ func TestDefaultBranchMoves(t *testing.T) {
 	if rep.Projects[0].Action != Updated {
 		t.Fatalf("CI change: %s", rep.Projects[0])
 	}
-	e.checkPinned(t, "g/a", "hydrafy/nixos-nix", []string{".gitlab-ci.yml"}, digest('1'))
+	e.checkPinned(t, "g/a", "hydrafy/nixos-nix-digest", []string{".gitlab-ci.yml"}, digest('1'))
 }
 
 // TestBranchResetAfterHumanPush follows the advice of the comment: deleting
@@ -193,7 +193,7 @@ func TestDefaultBranchMoves(t *testing.T) {
 func TestBranchResetAfterHumanPush(t *testing.T) {
 	e := newEnv(t, map[string]map[string]string{"g/a": {".gitlab-ci.yml": "image: nixos/nix\n"}})
 	p := New(e.gl, Options{Projects: []config.Project{{Path: "g/a"}}}, nil)
-	const branch = "hydrafy/nixos-nix"
+	const branch = "hydrafy/nixos-nix-digest"
 	_, st, _ := e.pass(t, p, target('1'), State{})
 	if _, err := e.emu.Push("g/a", branch, "alice", "mine", map[string]string{"x": "y"}); err != nil {
 		t.Fatal(err)
@@ -207,7 +207,7 @@ func TestBranchResetAfterHumanPush(t *testing.T) {
 	}
 	rep, _, _ = e.pass(t, p, target('2'), st)
 	mrs := e.emu.MergeRequests("g/a")
-	if rep.Projects[0].Action != Updated || len(mrs) != 1 || mrs[0].State != "opened" || !strings.Contains(mrs[0].Title, "22222222") {
+	if rep.Projects[0].Action != Updated || len(mrs) != 1 || mrs[0].State != "opened" || !strings.Contains(mrs[0].Title, "2222222") {
 		t.Fatalf("after reset: %s, %+v", rep.Projects[0], mrs)
 	}
 	e.checkPinned(t, "g/a", branch, []string{".gitlab-ci.yml"}, digest('2'))

@@ -1,6 +1,7 @@
 package propose
 
 import (
+	"fmt"
 	"log/slog"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
@@ -17,6 +18,8 @@ type plan struct {
 	defaultHead   string
 	files         []fileChange // files whose references need the digest
 	missing       []string
+	unpinnable    []unpinnable
+	lastMerged    *gitlab.BasicMergeRequest
 	refs          int
 	openMR        *gitlab.BasicMergeRequest
 	pastMRs       int // merged or closed merge requests of the branch
@@ -33,6 +36,18 @@ type plan struct {
 func (pl *plan) report() ProjectReport {
 	r := ProjectReport{Path: pl.proj.Path, Action: pl.action, AutoMerge: pl.autoMerge,
 		Missing: pl.missing, Warnings: pl.warnings, Err: pl.err}
+	for _, u := range pl.unpinnable {
+		r.Unpinnable = append(r.Unpinnable, fmt.Sprintf("%s:%d: %s: %s", u.File, u.Line, u.Raw, u.Reason))
+	}
+	for _, f := range pl.files {
+		r.Files = append(r.Files, FileDiff{Path: f.Path, Before: f.Before, After: f.Content})
+	}
+	if m := pl.lastMerged; m != nil {
+		r.LastMerged = &Merged{IID: m.IID, URL: m.WebURL, Title: m.Title}
+		if m.MergedAt != nil {
+			r.LastMerged.At = *m.MergedAt
+		}
+	}
 	if pl.err != nil {
 		r.Action = Failed
 	}

@@ -31,6 +31,13 @@ type Target struct {
 	Created time.Time
 	// NixVersion is the Nix version from the image labels; "" when unknown.
 	NixVersion string
+	// VersionTag is the release tag (X.Y.Z) that points at Digest; ""
+	// when none is known. References that carry a version tag get it.
+	VersionTag string
+	// Seeded says the runner hosts' store holds the digest's store
+	// already (it was seeded before proposing): the description says
+	// what merging does accordingly.
+	Seeded bool
 }
 
 // Author is the identity of the commits the proposer makes. Commits on a
@@ -116,8 +123,16 @@ func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report,
 // Validate reports why t cannot be proposed: the image and digest must be
 // what pin accepts.
 func (t Target) Validate() error {
-	if _, _, err := pin.Rewrite(nil, pin.Options{Image: t.Image, Digest: t.Digest, Tag: t.Tag}); err != nil {
+	o := t.pinOptions()
+	o.Tag = t.Tag // checked, not used
+	if _, _, err := pin.Rewrite(nil, o); err != nil {
 		return fmt.Errorf("proposing %s@%s: %w", t.Image, t.Digest, err)
 	}
 	return nil
+}
+
+// pinOptions are the rewrite of t: the digest, and its release for the
+// references that carry a version tag; other tags stay as they are.
+func (t Target) pinOptions() pin.Options {
+	return pin.Options{Image: t.Image, Digest: t.Digest, VersionTag: t.VersionTag}
 }

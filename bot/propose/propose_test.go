@@ -119,7 +119,7 @@ func (e *env) checkPinned(t *testing.T, project, branch string, files []string, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _, err := pin.Rewrite([]byte(orig), pin.Options{Image: "nixos/nix", Digest: d, Tag: "latest"})
+		want, _, err := pin.Rewrite([]byte(orig), pin.Options{Image: "nixos/nix", Digest: d})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package propose
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Action says what a pass did for one project.
@@ -53,8 +54,30 @@ type ProjectReport struct {
 	// Warnings are problems that did not stop the project (an unknown
 	// assignee, say).
 	Warnings []string
+	// Unpinnable lists the references of the image that cannot be pinned,
+	// "FILE:LINE: REFERENCE: reason".
+	Unpinnable []string
+	// Files are the files the proposal rewrites, before and after.
+	Files []FileDiff
+	// LastMerged is the project's most recent merged proposal, if any.
+	LastMerged *Merged
 	// Err is why the project failed; nil unless Action is Failed.
 	Err error
+}
+
+// FileDiff is one file of a proposal.
+type FileDiff struct {
+	Path          string
+	Before, After string
+}
+
+// Merged is a merged proposal.
+type Merged struct {
+	IID   int64
+	URL   string
+	Title string
+	// At is when it was merged; zero when GitLab did not say.
+	At time.Time
 }
 
 // Failed returns the reports of projects that failed.
@@ -79,6 +102,12 @@ func (p ProjectReport) String() string {
 	}
 	if p.Err != nil {
 		s += ": " + p.Err.Error()
+	}
+	if m := p.LastMerged; m != nil && p.Action != Opened && p.Action != Updated {
+		s += fmt.Sprintf(" (last merged: !%d %s)", m.IID, m.URL)
+	}
+	for _, u := range p.Unpinnable {
+		s += "\n  not pinned: " + u
 	}
 	return s
 }

@@ -48,6 +48,14 @@ func (p *Proposer) survey(ctx context.Context, proj config.Project, t Target, lo
 			pl.fail("pinning "+name, err)
 			return pl
 		}
+		skipped, err := pin.Unpinnable(src, t.Image)
+		if err != nil {
+			pl.fail("pinning "+name, err)
+			return pl
+		}
+		for _, s := range skipped {
+			pl.unpinnable = append(pl.unpinnable, unpinnable{File: name, Skipped: s})
+		}
 		pl.refs += n
 		if fc != nil {
 			pl.files = append(pl.files, *fc)
@@ -65,6 +73,9 @@ func (p *Proposer) survey(ctx context.Context, proj config.Project, t Target, lo
 			pl.openMR = mr
 		case "merged":
 			pl.pastMRs++
+			if pl.lastMerged == nil || mr.IID > pl.lastMerged.IID {
+				pl.lastMerged = mr
+			}
 		case "closed":
 			pl.pastMRs++
 			if d := proposedDigest(mr.Description); d != "" {
@@ -82,14 +93,19 @@ func rewrite(name string, src []byte, t Target) (*fileChange, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	out, changes, err := pin.Rewrite(src, pin.Options{Image: t.Image, Digest: t.Digest, Tag: t.Tag})
+	out, changes, err := pin.Rewrite(src, t.pinOptions())
 	if err != nil {
 		return nil, 0, err
 	}
 	if len(changes) == 0 {
 		return nil, len(refs), nil
 	}
-	fc := &fileChange{Path: name, Content: string(out), Refs: len(refs), Changed: len(changes)}
+	fc := &fileChange{Path: name, Content: string(out), Before: string(src), Refs: len(refs), Changed: len(changes)}
+	for _, c := range changes {
+		if t.VersionTag == "" && pin.IsVersionTag(c.Tag) {
+			fc.KeptVersions++
+		}
+	}
 	for _, r := range refs {
 		if r.Digest != t.Digest && !slices.Contains(fc.Old, r.Digest) {
 			fc.Old = append(fc.Old, r.Digest)
