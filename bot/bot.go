@@ -70,6 +70,7 @@ func New(cfg config.Config, log *slog.Logger, o Options) (*Bot, error) {
 type Report struct {
 	Watch watch.Result
 	// Propose is nil when the digest was not ready or proposing was off.
+	// In a preview, it is what would be proposed.
 	Propose *propose.Report
 }
 
@@ -79,6 +80,12 @@ type PassOptions struct {
 	DryRun bool
 	// WatchOnly records the observation but proposes nothing.
 	WatchOnly bool
+	// Preview, with DryRun, also reads the projects and reports what
+	// would be proposed for the digest, ready or not.
+	Preview bool
+	// Seeded says the store holds the digest already (the caller seeded
+	// it before proposing); the merge requests say so.
+	Seeded bool
 }
 
 // Pass runs the watcher once and, when the digest is ready, the proposer.
@@ -103,6 +110,13 @@ func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, 
 	}
 	rep.Watch = res
 	if po.DryRun {
+		if po.Preview {
+			prep, err := b.proposer.Preview(ctx, target(res, false))
+			if err != nil {
+				return rep, fmt.Errorf("previewing %s: %w", res.Reference(), err)
+			}
+			rep.Propose = &prep
+		}
 		return rep, nil
 	}
 	if err := writeJSON(b.watchPath(), next); err != nil {
@@ -115,11 +129,7 @@ func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, 
 	if err != nil {
 		return rep, err
 	}
-	target := propose.Target{
-		Image: res.Image, Tag: res.Tag, Digest: res.Digest, Platforms: res.Platforms,
-		Created: res.Created, NixVersion: res.NixVersion,
-	}
-	prep, pst, err := b.proposer.Pass(ctx, target, pst)
+	prep, pst, err := b.proposer.Pass(ctx, target(res, po.Seeded), pst)
 	if err != nil {
 		return rep, fmt.Errorf("proposing %s: %w", res.Reference(), err)
 	}
@@ -128,6 +138,14 @@ func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, 
 		return rep, err
 	}
 	return rep, nil
+}
+
+// target is what the proposer pins for a watch result.
+func target(res watch.Result, seeded bool) propose.Target {
+	return propose.Target{
+		Image: res.Image, Tag: res.Tag, Digest: res.Digest, Platforms: res.Platforms,
+		Created: res.Created, NixVersion: res.NixVersion, VersionTag: res.VersionTag, Seeded: seeded,
+	}
 }
 
 // watchPath is where the watcher's observations are kept.

@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// ErrStateInUse reports a state dir locked by another hydrafy process
+// (the daemon, usually).
+var ErrStateInUse = errors.New("in use by another hydrafy process")
+
 // lockStateDir takes an exclusive flock on the state dir's lock file, so
 // that `hydrafy reconcile` and a running `hydrafy serve` never both act on
 // the runner. The kernel drops the lock when the process dies.
@@ -23,7 +27,7 @@ func lockStateDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state dir %s is in use by another hydrafy process", dir)
+			return nil, fmt.Errorf("state dir %s is %w", dir, ErrStateInUse)
 		}
 		return nil, fmt.Errorf("locking state dir: %w", err)
 	}

@@ -14,9 +14,9 @@ import (
 // is missing, so the runner is neither paused nor stopped.
 func TestProposedDigestSeededAheadOfMerge(t *testing.T) {
 	r := newRig(t)
-	r.opts.ProposalBranch = "hydrafy/nixos-nix"
+	r.opts.ProposalBranch = "hydrafy/nixos-nix-digest"
 	r.opts.Projects = r.opts.Projects[:1] // group/a pins dA
-	r.repo.set("group/a", ".gitlab-ci.yml@hydrafy/nixos-nix", "build:\n  image: nixos/nix@"+dC+"\n")
+	r.repo.set("group/a", ".gitlab-ci.yml@hydrafy/nixos-nix-digest", "build:\n  image: nixos/nix@"+dC+"\n")
 	rec := r.reconciler(t)
 
 	rep := rec.Once(context.Background(), Reason{Kind: KindProposal})
@@ -37,7 +37,7 @@ func TestProposedDigestSeededAheadOfMerge(t *testing.T) {
 	// The merge: the default branch pins dC, the proposal branch is gone.
 	r.repo.set("group/a", ".gitlab-ci.yml", "build:\n  image: nixos/nix@"+dC+"\n")
 	r.repo.mu.Lock()
-	delete(r.repo.files, "group/a:.gitlab-ci.yml@hydrafy/nixos-nix")
+	delete(r.repo.files, "group/a:.gitlab-ci.yml@hydrafy/nixos-nix-digest")
 	r.repo.mu.Unlock()
 	r.calls.log = nil
 	rep = rec.Once(context.Background(), Reason{Kind: KindWebhook})

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
@@ -40,6 +41,18 @@ type MergeRequest struct {
 	URL     string `json:"url,omitempty"`
 	// Action is "opened", "updated" or "unchanged".
 	Action string `json:"action"`
+	// LastMerged is the project's most recently merged proposal, when
+	// there is one: after a merge, the project is "up-to-date" and this
+	// names the merge request that made it so.
+	LastMerged *MergedRequest `json:"last_merged,omitempty"`
+}
+
+// MergedRequest is a merged proposal.
+type MergedRequest struct {
+	IID      int       `json:"iid"`
+	URL      string    `json:"url,omitempty"`
+	Title    string    `json:"title,omitempty"`
+	MergedAt time.Time `json:"merged_at,omitzero"`
 }
 
 // Check is one readiness condition.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -9,12 +10,26 @@ import (
 )
 
 // resync queues a pass; with ?wait=1 it answers with the pass's report.
+// With ?watch=1 it runs the watch pass instead (the scheduled one: seed a
+// ready digest, then propose it) and answers with its result.
 func (s *Server) resync(c echo.Context) error {
 	if !tokenMatches(bearer(c.Request().Header.Get("Authorization")), s.opts.ResyncToken) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong bearer token")
 	}
+	if truthy(c.QueryParam("watch")) {
+		if s.opts.Watcher == nil {
+			return echo.NewHTTPError(http.StatusNotFound, "this daemon runs no watch pass")
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), watchTimeout)
+		defer cancel()
+		s.RunWatch(ctx)
+		s.mu.Lock()
+		w := s.watch
+		s.mu.Unlock()
+		return c.JSON(http.StatusOK, w)
+	}
 	t := s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindResync, Detail: "POST /resync"})
-	if w := c.QueryParam("wait"); w == "" || w == "0" || w == "false" {
+	if !truthy(c.QueryParam("wait")) {
 		return c.JSON(http.StatusAccepted, map[string]string{"run_id": t.ID})
 	}
 	rep, err := t.Wait(c.Request().Context())
@@ -23,3 +38,6 @@ func (s *Server) resync(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, rep)
 }
+
+// truthy reads a query flag: "" , "0" and "false" are off.
+func truthy(v string) bool { return v != "" && v != "0" && v != "false" }

@@ -15,7 +15,7 @@ import (
 func mrPayload(project, action, target string) string {
 	return fmt.Sprintf(`{"object_kind":"merge_request","event_type":"merge_request",
 "project":{"path_with_namespace":%q,"default_branch":"main"},
-"object_attributes":{"iid":7,"action":%q,"state":"merged","target_branch":%q,"source_branch":"hydrafy/nixos-nix","merge_commit_sha":"0123abcd"}}`,
+"object_attributes":{"iid":7,"action":%q,"state":"merged","target_branch":%q,"source_branch":"hydrafy/nixos-nix-digest","merge_commit_sha":"0123abcd"}}`,
 		project, action, target)
 }
 

@@ -136,3 +136,27 @@ func (t Target) Validate() error {
 func (t Target) pinOptions() pin.Options {
 	return pin.Options{Image: t.Image, Digest: t.Digest, VersionTag: t.VersionTag}
 }
+
+// Preview reads every watched project as a pass would and reports what
+// it would propose, with each file before and after, writing nothing.
+func (p *Proposer) Preview(ctx context.Context, target Target) (Report, error) {
+	if err := target.Validate(); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Image: target.Image, Digest: target.Digest}
+	for _, proj := range p.opts.Projects {
+		pl := p.survey(ctx, proj, target, p.log.With("project", proj.Path))
+		switch {
+		case pl.err != nil:
+		case len(pl.files) > 0:
+			pl.action = WouldPropose
+			pl.mr = pl.openMR
+		case pl.refs == 0:
+			pl.action = NoReferences
+		default:
+			pl.action = UpToDate
+		}
+		rep.Projects = append(rep.Projects, pl.report())
+	}
+	return rep, nil
+}

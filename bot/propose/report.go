@@ -30,6 +30,8 @@ const (
 	Capped Action = "capped"
 	// NoReferences: the files hold no reference of the image.
 	NoReferences Action = "no-references"
+	// WouldPropose: a preview found files to pin (nothing was written).
+	WouldPropose Action = "would-propose"
 	// Failed: see the report's Err.
 	Failed Action = "failed"
 )

@@ -55,11 +55,11 @@ path = "team/gone"
 	}
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-check")
 
-	code, out, errs := runCmd("check", "--config", cfg)
+	code, out, errs := runCmd("check", "--config", cfg, "--no-seed")
 	if code != 1 || !strings.Contains(errs, "1 of 3 projects failed") {
 		t.Fatalf("first pass: exit %d, stderr %q, want exit 1 naming the failed project", code, errs)
 	}
-	for _, want := range []string{"propose:    yes", "team/app", "team/lib", "team/gone"} {
+	for _, want := range []string{"propose:    yes", "team/app", "team/lib", "team/gone", "seeding:    skipped (--no-seed)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first pass output lacks %q:\n%s", want, out)
 		}
@@ -79,7 +79,7 @@ path = "team/gone"
 	}
 
 	emu.ResetRequests()
-	code, _, errs = runCmd("check", "--config", cfg)
+	code, _, errs = runCmd("check", "--config", cfg, "--no-seed")
 	if code != 1 {
 		t.Fatalf("second pass: exit %d, stderr %q", code, errs)
 	}

@@ -200,8 +200,8 @@ func TestCheckFails(t *testing.T) {
 			"hydrafy check: reading watch state " + badState + ": invalid character 'n' looking for beginning of object key string\n"},
 		{"bad platform", []string{"--config", writeConfig(t, t.TempDir(), image+"\nplatforms = [\"amd64\"]")}, 1,
 			"hydrafy check: watch: platform \"amd64\" is not os/arch[/variant]\n"},
-		{"no config", []string{"--dry-run"}, 2, "hydrafy check: --config FILE is required\n"},
-		{"stray argument", []string{"--config", "x.toml", "extra"}, 2, "hydrafy check: unexpected argument \"extra\"\n"},
+		{"no config", []string{"--dry-run"}, 2, "hydrafy check: --config FILE is required (see hydrafy check --help)\n"},
+		{"stray argument", []string{"--config", "x.toml", "extra"}, 2, "hydrafy check: unexpected argument \"extra\" (see hydrafy check --help)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runCmd(append([]string{"check"}, tc.args...)...)

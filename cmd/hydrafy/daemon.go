@@ -74,7 +74,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		b, err := bot.New(cfg, log, bot.Options{GitLab: gl})
 		if err != nil {
 			d.Close() // releases the state dir's lock
-			return nil, fmt.Errorf("watcher: %w", err)
+			return nil, err
 		}
 		w := botWatcher{bot: b}
 		if d.rec != nil {

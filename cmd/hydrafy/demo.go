@@ -46,18 +46,17 @@ type demoCycle struct {
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
+	fs := newFlags("demo", "usage: hydrafy demo [--dir DIR] [--listen ADDR] [--exit]\n\nThe whole cycle on this machine with no network: an embedded registry,\nthe GitLab emulator and a stand-in runner. It prints each step and then\nserves until Ctrl-C for a look at /status.", stdout, stderr)
 	var o demoOptions
 	fs.StringVar(&o.dir, "dir", "", "work `DIR` to keep (default: a temp dir, removed at exit)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8780", "`ADDR` of the demo daemon (falls back to a free port)")
 	fs.BoolVar(&o.exit, "exit", false, "exit after the cycle instead of serving until Ctrl-C")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "hydrafy demo: unexpected argument %q\n", pos[0])
-		return errUsage
+		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"gitlab.com/hydrafy/hydrafy/config"
@@ -52,12 +53,25 @@ func commands() []command {
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
+		return 2
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || (args[0] == "help" && len(args) == 1):
+		usage(stdout)
+		return 0
+	case args[0] == "help":
+		// "hydrafy help CMD" is "hydrafy CMD --help".
+		if args[1] == "standin" || !known(args[1]) {
+			fmt.Fprintf(stderr, "hydrafy: unknown command %q (see hydrafy --help)\n", args[1])
 			return 2
 		}
-		return 0
+		args = []string{args[1], "--help"}
+	case args[0] == "--version" || args[0] == "-version":
+		args = []string{"version"}
+	case strings.HasPrefix(args[0], "-"):
+		fmt.Fprintf(stderr, "hydrafy: unknown flag %s (see hydrafy --help)\n", args[0])
+		return 2
 	}
 	if args[0] == "standin" {
 		// The stand-in runner of `hydrafy demo` (gitlab-runner's signal
@@ -90,27 +104,66 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nhydrafy help COMMAND (or hydrafy COMMAND --help) shows a command's flags; hydrafy --version its version.")
 }
 
-// newFlags returns a flag set that reports its errors and returns errUsage.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// known reports whether name is a user command.
+func known(name string) bool {
+	for _, c := range commands() {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// flagSet is a subcommand's flags with its usage text. --help prints
+// the usage to stdout; a mistake gets one line on stderr that points at
+// --help.
+type flagSet struct {
+	*flag.FlagSet
+	usage          string
+	stdout, stderr io.Writer
+}
+
+// newFlags returns the flag set of "hydrafy name"; usage is its help text
+// (its first line the synopsis).
+func newFlags(name, usage string, stdout, stderr io.Writer) *flagSet {
 	fs := flag.NewFlagSet("hydrafy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	fs.SetOutput(io.Discard)
+	return &flagSet{FlagSet: fs, usage: usage, stdout: stdout, stderr: stderr}
 }
 
-// parseFlags parses args, accepting flags after positional arguments too
-// ("hydrafy seed IMAGE --store DIR"). It returns the positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+// help prints the usage text and the flags to stdout.
+func (f *flagSet) help() {
+	fmt.Fprintln(f.stdout, f.usage)
+	fmt.Fprintln(f.stdout, "\nflags:")
+	f.SetOutput(f.stdout)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// usageError reports a command-line mistake in one line and returns
+// errUsage (exit status 2).
+func (f *flagSet) usageError(format string, args ...any) error {
+	fmt.Fprintf(f.stderr, "%s: %s (see %s --help)\n", f.Name(), fmt.Sprintf(format, args...), f.Name())
+	return errUsage
+}
+
+// parse parses args, accepting flags after positional arguments too
+// ("hydrafy seed IMAGE --store DIR"). It returns the positional arguments;
+// -h and --help print the help and return flag.ErrHelp (exit status 0).
+func (f *flagSet) parse(args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				f.help()
 				return nil, err
 			}
-			return nil, errUsage
+			return nil, f.usageError("%v", err)
 		}
-		args = fs.Args()
+		args = f.Args()
 		if len(args) == 0 {
 			return pos, nil
 		}

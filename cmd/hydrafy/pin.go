@@ -15,7 +15,16 @@ import (
 	"gitlab.com/hydrafy/hydrafy/bot/pin"
 )
 
-const pinUsage = "usage: hydrafy pin --image REPO --digest sha256:… [--tag TAG] [--write] FILE…"
+const pinUsage = `usage: hydrafy pin --image REPO --digest sha256:… [--tag TAG] [--write] FILE…
+
+Pins every reference of REPO in the CI files to the digest: quoted or not,
+docker.io/ or index.docker.io/ prefixed, through GitLab's Dependency Proxy
+($CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/…), in name: forms, variables and
+services. A reference keeps its tag unless --tag names the digest's tag;
+a version tag kept next to the new digest is named on stderr. References
+that cannot be pinned (a registry in a variable defined elsewhere) are
+listed. Without --write it prints a unified diff and changes nothing. It
+exits 1 when no reference of REPO can be pinned.`
 
 // pinned is one file's rewrite, made in memory before anything is shown
 // or written.
@@ -26,23 +35,23 @@ type pinned struct {
 }
 
 func runPin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("pin", stderr)
+	fs := newFlags("pin", pinUsage, stdout, stderr)
 	var opts pin.Options
 	fs.StringVar(&opts.Image, "image", "", "repository to pin, such as nixos/nix")
 	fs.StringVar(&opts.Digest, "digest", "", "digest to pin every reference to (sha256:…)")
 	fs.StringVar(&opts.Tag, "tag", "", "also replace the tag of references that carry one")
 	write := fs.Bool("write", false, "write the files instead of printing a diff")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, pinUsage)
-		fs.PrintDefaults()
-	}
-	files, err := parseFlags(fs, args)
+	files, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
-	if opts.Image == "" || opts.Digest == "" || len(files) == 0 {
-		fmt.Fprintln(stderr, pinUsage)
-		return errUsage
+	switch {
+	case opts.Image == "":
+		return fs.usageError("--image REPO is required")
+	case opts.Digest == "":
+		return fs.usageError("--digest sha256:… is required")
+	case len(files) == 0:
+		return fs.usageError("no FILE to pin")
 	}
 	// Rewrite checks the options before it looks at the file.
 	if _, _, err := pin.Rewrite(nil, opts); err != nil {

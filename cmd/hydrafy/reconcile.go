@@ -17,20 +17,18 @@ import (
 // pass now, on this runner host. It refuses to run while `hydrafy serve`
 // holds the same state dir.
 func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("reconcile", stderr)
+	fs := newFlags("reconcile", "usage: hydrafy reconcile --config FILE [--json]\n\nOne reconcile pass now on this runner host: seed the digests the watched\nprojects pin (stage, drain, merge, restart) and pin the runner's config.toml.\nIt refuses to run while hydrafy serve holds the same state dir.", stdout, stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
 	asJSON := fs.Bool("json", false, "print the pass's report as JSON")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "hydrafy reconcile: unexpected argument %q\n", pos[0])
-		return errUsage
+		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "hydrafy reconcile: --config FILE is required")
-		return errUsage
+		return fs.usageError("--config FILE is required")
 	}
 	cfg, err := loadConfig(*cfgPath, true)
 	if err != nil {

@@ -28,31 +28,24 @@ The merge and --replace wait up to --lock-timeout for every Nix process
 to close the store (the exclusive flock on nix/var/nix/db/big-lock).`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("seed", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, seedUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("seed", seedUsage, stdout, stderr)
 	dir := fs.String("store", "", "store dir: gets nix/store and nix/var/nix/db")
 	platform := fs.String("platform", "", "os/arch to pick from a multi-arch image (default linux/<host arch>)")
 	replace := fs.Bool("replace", false, "swap a store already in DIR for exactly the image's store")
 	quiet := fs.Bool("quiet", false, "no progress and no summary")
 	dryRun := fs.Bool("dry-run", false, "print what a merge into DIR would add and change nothing")
 	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(pos) == 0:
-		fmt.Fprintln(stderr, "hydrafy seed: IMAGE is required (hydrafy seed IMAGE --store DIR; --help for more)")
-		return errUsage
+		return fs.usageError("IMAGE is required (hydrafy seed IMAGE --store DIR)")
 	case len(pos) > 1:
-		fmt.Fprintf(stderr, "hydrafy seed: one IMAGE at a time, got %d: %s\n", len(pos), strings.Join(pos, " "))
-		return errUsage
+		return fs.usageError("one IMAGE at a time, got %d: %s", len(pos), strings.Join(pos, " "))
 	case *dir == "":
-		fmt.Fprintln(stderr, "hydrafy seed: --store DIR is required")
-		return errUsage
+		return fs.usageError("--store DIR is required")
 	}
 	o := seed.Options{
 		Store:       *dir,

@@ -75,9 +75,9 @@ func TestSeedCommand(t *testing.T) {
 	}{
 		{"unknown tag", []string{host + "/nixos/nix:9.9", "--store", dir, "--replace"}, 1, "hydrafy seed: pulling " + host + "/nixos/nix:9.9: unknown tag 9.9\n"},
 		{"no such platform", []string{host + "/nixos/nix:2.24.9", "--store", dir, "--replace", "--platform", "linux/riscv64"}, 1, "no linux/riscv64 image in the index (it has linux/amd64, linux/arm64)\n"},
-		{"no store", []string{host + "/nixos/nix:2.24.9"}, 2, "hydrafy seed: --store DIR is required\n"},
+		{"no store", []string{host + "/nixos/nix:2.24.9"}, 2, "hydrafy seed: --store DIR is required (see hydrafy seed --help)\n"},
 		{"no image", []string{"--store", dir}, 2, "hydrafy seed: IMAGE is required"},
-		{"two images", []string{"a", "b", "--store", dir}, 2, "hydrafy seed: one IMAGE at a time, got 2: a b\n"},
+		{"two images", []string{"a", "b", "--store", dir}, 2, "hydrafy seed: one IMAGE at a time, got 2: a b (see hydrafy seed --help)\n"},
 		{"unknown flag", []string{"a", "--store", dir, "--merge"}, 2, "flag provided but not defined: -merge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

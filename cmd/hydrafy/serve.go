@@ -19,19 +19,17 @@ import (
 // pass on its schedule. It runs until SIGINT or SIGTERM, then waits for a
 // running reconcile to finish.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
+	fs := newFlags("serve", "usage: hydrafy serve --config FILE\n\nThe daemon: GitLab webhooks, POST /resync, /status, /metrics, the watch\npass (seed a ready digest, then propose it) and the periodic resync.", stdout, stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "hydrafy serve: unexpected argument %q\n", pos[0])
-		return errUsage
+		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "hydrafy serve: --config FILE is required")
-		return errUsage
+		return fs.usageError("--config FILE is required")
 	}
 	cfg, err := loadConfig(*cfgPath, false)
 	if err != nil {

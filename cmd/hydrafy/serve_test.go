@@ -240,11 +240,11 @@ func (e *e2e) serve(t *testing.T, stager reconciler.Stager) {
 // merges it, as a maintainer would merge the proposer's merge request.
 func (e *e2e) mergePin(t *testing.T, ci string) {
 	t.Helper()
-	if _, err := e.emu.Push("group/app", "hydrafy/nixos-nix", "hydrafy-bot", "Pin nixos/nix", map[string]string{".gitlab-ci.yml": ci}); err != nil {
+	if _, err := e.emu.Push("group/app", "hydrafy/nixos-nix-digest", "hydrafy-bot", "Pin nixos/nix", map[string]string{".gitlab-ci.yml": ci}); err != nil {
 		t.Fatal(err)
 	}
 	mr, _, err := e.gl.MergeRequests.CreateMergeRequest("group/app", &gitlab.CreateMergeRequestOptions{
-		Title: gitlab.Ptr("Pin nixos/nix"), SourceBranch: gitlab.Ptr("hydrafy/nixos-nix"), TargetBranch: gitlab.Ptr("main"),
+		Title: gitlab.Ptr("Pin nixos/nix"), SourceBranch: gitlab.Ptr("hydrafy/nixos-nix-digest"), TargetBranch: gitlab.Ptr("main"),
 	})
 	if err != nil {
 		t.Fatal(err)

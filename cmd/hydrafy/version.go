@@ -11,6 +11,14 @@ import (
 var version = ""
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "usage: hydrafy version (or hydrafy --version)\n\nPrints hydrafy's version.", stdout, stderr)
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fs.usageError("unexpected argument %q", pos[0])
+	}
 	v := version
 	if v == "" {
 		v = "(devel)"

@@ -13,16 +13,18 @@ import (
 	"gitlab.com/hydrafy/hydrafy/server"
 )
 
-// botWatcher is the scheduled pass of `hydrafy serve`: the bot's watch and,
-// when the digest is ready, propose pass, as `hydrafy check` runs it. A
-// pass that opens or updates merge requests triggers a reconcile, so that
-// the store holds the proposed digest before the merge requests' pipelines
-// need it.
+// botWatcher is the scheduled pass of `hydrafy serve`, and what `hydrafy
+// check` runs: the bot's watch and, when the digest is ready, propose
+// pass. A ready digest is seeded first, so that the merge requests'
+// pipelines find its store.
 type botWatcher struct {
 	bot     *bot.Bot
 	trigger func(reconciler.Reason) *reconciler.Ticket
 	// seeder, when set, seeds a ready digest before it is proposed.
 	seeder seeder
+	// canSeed, when set, is asked before seeding; its error ends the pass
+	// before anything is proposed.
+	canSeed func() error
 }
 
 // seeder is the reconciler as the watch pass uses it.
@@ -33,52 +35,90 @@ type seeder interface {
 
 var _ server.Watcher = botWatcher{}
 
-// Pass runs one bot pass and reports it for /status and the metrics. A
-// digest ready to propose is seeded first: the merge requests' pipelines
-// run with the new image, whose profile points into the shared store.
+// watchPass is what one pass of botWatcher saw and did.
+type watchPass struct {
+	// Seed is the watch-only half that decided whether to seed; Report
+	// the pass that proposed (its Watch repeats the observation).
+	Seed, Report bot.Report
+	// Seeding says how the digest came to be in the store: "" when no
+	// seeder ran, else "held already" or "seeded by pass ID".
+	Seeding string
+}
+
+// Pass runs one bot pass and reports it for /status and the metrics.
 func (w botWatcher) Pass(ctx context.Context) (server.WatchResult, error) {
-	changed := false
+	p, err := w.run(ctx)
+	return p.result(), err
+}
+
+// run is Pass with the bot's own reports. A digest ready to propose is
+// seeded first: the merge requests' pipelines run with the new image,
+// whose profile points into the shared store.
+func (w botWatcher) run(ctx context.Context) (watchPass, error) {
+	var p watchPass
+	seeded := false
 	if w.seeder != nil {
 		rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{WatchOnly: true})
+		p.Seed, p.Report = rep, rep
 		if err != nil || !rep.Watch.Ready {
-			return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+			return p, err
 		}
-		changed = rep.Watch.Changed
+		p.Seeding = "held already"
 		if !w.seeder.IsSeeded(rep.Watch.Digest) {
+			if w.canSeed != nil {
+				if err := w.canSeed(); err != nil {
+					return p, err
+				}
+			}
 			t, err := w.seeder.Seed(rep.Watch.Image + "@" + rep.Watch.Digest)
 			if err != nil {
-				return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+				return p, err
 			}
 			run, err := t.Wait(ctx)
 			if err == nil && !w.seeder.IsSeeded(rep.Watch.Digest) {
 				err = fmt.Errorf("seeding %s before proposing it: %s (proposing it on a later pass)", rep.Watch.Digest, run.Error)
 			}
 			if err != nil {
-				return server.WatchResult{Digest: rep.Watch.Digest, Changed: rep.Watch.Changed}, err
+				return p, err
 			}
+			p.Seeding = "seeded by pass " + run.ID
 		}
+		seeded = true
 	}
-	rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{})
-	out := server.WatchResult{Digest: rep.Watch.Digest, Changed: changed || rep.Watch.Changed}
+	rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{Seeded: seeded})
+	p.Report = rep
 	if rep.Propose == nil {
-		return out, err
+		return p, err
 	}
 	errs := []error{err}
 	var proposed []string
-	for _, p := range rep.Propose.Projects {
-		out.MergeRequests = append(out.MergeRequests, server.MergeRequest{
-			Project: p.Path, IID: int(p.MR), URL: p.MRURL, Action: string(p.Action),
-		})
-		if p.Err != nil {
-			errs = append(errs, fmt.Errorf("proposing in %s: %w", p.Path, p.Err))
+	for _, pr := range rep.Propose.Projects {
+		if pr.Err != nil {
+			errs = append(errs, fmt.Errorf("proposing in %s: %w", pr.Path, pr.Err))
 		}
-		if p.Action == propose.Opened || p.Action == propose.Updated {
-			proposed = append(proposed, fmt.Sprintf("%s!%d", p.Path, p.MR))
+		if pr.Action == propose.Opened || pr.Action == propose.Updated {
+			proposed = append(proposed, fmt.Sprintf("%s!%d", pr.Path, pr.MR))
 		}
 	}
 	// Without a seeder, the proposal's pins reach the store by this pass.
 	if len(proposed) > 0 && w.trigger != nil && w.seeder == nil {
 		w.trigger(reconciler.Reason{Kind: reconciler.KindProposal, Detail: rep.Propose.Digest + " in " + strings.Join(proposed, ", ")})
 	}
-	return out, errors.Join(errs...)
+	return p, errors.Join(errs...)
+}
+
+// result is the pass as /status and the metrics show it.
+func (p watchPass) result() server.WatchResult {
+	out := server.WatchResult{Digest: p.Report.Watch.Digest, Changed: p.Seed.Watch.Changed || p.Report.Watch.Changed}
+	if p.Report.Propose == nil {
+		return out
+	}
+	for _, pr := range p.Report.Propose.Projects {
+		mr := server.MergeRequest{Project: pr.Path, IID: int(pr.MR), URL: pr.MRURL, Action: string(pr.Action)}
+		if m := pr.LastMerged; m != nil {
+			mr.LastMerged = &server.MergedRequest{IID: int(m.IID), URL: m.URL, Title: m.Title, MergedAt: m.At}
+		}
+		out.MergeRequests = append(out.MergeRequests, mr)
+	}
+	return out
 }
