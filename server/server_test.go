@@ -239,3 +239,33 @@ func TestWatchPassFeedsStatusAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncRunsWatchPass: POST /resync?watch=1 runs the watch pass now
+// and answers with its result; /status then lists each project's merge
+// request with the last merged one.
+func TestResyncRunsWatchPass(t *testing.T) {
+	r := newRig(t, stager{})
+	merged := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	r.opts.Watcher = watcher{res: WatchResult{Digest: digestA, MergeRequests: []MergeRequest{
+		{Project: "group/app", Action: "up-to-date", LastMerged: &MergedRequest{IID: 4, URL: "https://gitlab.example/group/app/-/merge_requests/4", MergedAt: merged}},
+	}}}
+	s := r.server(t)
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if code, _ := resyncReq(t, ts.URL+"/resync?watch=1", "Bearer wrong"); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+	code, body := resyncReq(t, ts.URL+"/resync?watch=1", "Bearer "+testResync)
+	var ws watchStatus
+	if err := json.Unmarshal(body, &ws); err != nil || code != 200 || ws.Result == nil || ws.Result.Digest != digestA {
+		t.Fatalf("POST /resync?watch=1: %d %s (%v)", code, body, err)
+	}
+	var st statusDoc
+	if err := json.Unmarshal([]byte(get(t, ts.URL+"/status", 200)), &st); err != nil {
+		t.Fatal(err)
+	}
+	mr := st.Projects[0].MergeRequest
+	if mr == nil || mr.LastMerged == nil || mr.LastMerged.IID != 4 || !mr.LastMerged.MergedAt.Equal(merged) {
+		t.Errorf("status project %+v", st.Projects[0])
+	}
+}

@@ -55,7 +55,30 @@ path = "team/gone"
 	}
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-check")
 
-	code, out, errs := runCmd("check", "--config", cfg, "--no-seed")
+	// The preview reads the projects and prints the diffs; it writes
+	// nothing, in GitLab or in the state dir.
+	code, out, errs := runCmd("check", "--config", cfg, "--dry-run")
+	if code != 1 || !strings.Contains(errs, "1 of 3 projects failed") {
+		t.Fatalf("dry run: exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{
+		"team/app: would-propose\n--- a/team/app/.gitlab-ci.yml\n+++ b/team/app/.gitlab-ci.yml\n@@ -1 +1 @@\n" +
+			"-image: \"" + host + "/nixos/nix:latest\"\n+image: \"" + host + "/nixos/nix:latest@" + digest + "\"\n",
+		"team/lib: would-propose\n--- a/team/lib/.gitlab-ci.yml\n",
+		"team/gone: failed: reading project team/gone: not found (404)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	if w := emu.Writes(); len(w) != 0 {
+		t.Errorf("dry run made write calls: %v", w)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("dry run touched the state dir: %v", err)
+	}
+
+	code, out, errs = runCmd("check", "--config", cfg, "--no-seed")
 	if code != 1 || !strings.Contains(errs, "1 of 3 projects failed") {
 		t.Fatalf("first pass: exit %d, stderr %q, want exit 1 naming the failed project", code, errs)
 	}
@@ -88,5 +111,16 @@ path = "team/gone"
 	}
 	if token := "glpat-check"; strings.Contains(errs, token) {
 		t.Errorf("stderr leaks the token: %s", errs)
+	}
+
+	// After a merge the project is up to date, and the report names the
+	// merge request that made it so.
+	mr := emu.MergeRequests("team/app")[0]
+	if _, err := emu.Merge("team/app", mr.IID, "hydrafy-bot"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCmd("check", "--config", cfg, "--no-seed")
+	if want := fmt.Sprintf("team/app: up-to-date (last merged: !%d ", mr.IID); code != 1 || !strings.Contains(out, want) {
+		t.Errorf("after the merge: exit %d, output lacks %q:\n%s", code, want, out)
 	}
 }
