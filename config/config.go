@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -87,6 +88,10 @@ type Store struct {
 	// Platform of the images to seed; "" is linux and this host's arch.
 	Platform    string   `toml:"platform"`
 	LockTimeout Duration `toml:"lock_timeout"`
+	// Mirrors are pull-through caches or GitLab Dependency Proxies of the
+	// watched image's registry ("HOST[:PORT][/PATH]"), tried in order
+	// before the registry itself; the canonical name is what gets pinned.
+	Mirrors []string `toml:"mirrors"`
 }
 
 // Runner says how to drain, stop and start the gitlab-runner on this host.
@@ -236,6 +241,9 @@ func (c Config) Validate() error {
 	if c.Runner.Control == "command" && (len(c.Runner.StopCommand) == 0 || len(c.Runner.StartCommand) == 0) {
 		return errors.New("config: runner.control = \"command\" needs runner.stop_command and runner.start_command")
 	}
+	if err := CheckMirrors(c.Store.Mirrors); err != nil {
+		return fmt.Errorf("config: store.mirrors: %w", err)
+	}
 	if d := c.Runner.DefaultImage; d != "" && !strings.Contains(d, "@sha256:") {
 		return fmt.Errorf("config: runner.default_image %q is not a digest reference (IMAGE@sha256:…)", d)
 	}
@@ -248,6 +256,19 @@ func (c Config) Validate() error {
 			return fmt.Errorf("config: project %q is listed twice", p.Path)
 		}
 		seen[p.Path] = true
+	}
+	return nil
+}
+
+// mirrorRE is a registry host with an optional port and path prefix.
+var mirrorRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$`)
+
+// CheckMirrors reports the first mirror that is not HOST[:PORT][/PATH].
+func CheckMirrors(mirrors []string) error {
+	for _, m := range mirrors {
+		if !mirrorRE.MatchString(m) {
+			return fmt.Errorf("mirror %q is not HOST[:PORT][/PATH] (no scheme, tag or digest), such as mirror.gcr.io or gitlab.example.com/group/dependency_proxy/containers", m)
+		}
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store dir: %w", err)
 	}
-	return newStagerFor(live, seed.Options{Image: image.Options{Platform: cfg.Store.Platform}, LockTimeout: cfg.Store.LockTimeout.D()}, log), nil
+	return newStagerFor(live, seed.Options{Image: image.Options{Platform: cfg.Store.Platform, Mirrors: cfg.Store.Mirrors}, LockTimeout: cfg.Store.LockTimeout.D()}, log), nil
 }
 
 // daemon is what `hydrafy serve` and `hydrafy reconcile` are built from:

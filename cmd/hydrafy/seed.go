@@ -10,12 +10,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
-const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace | --dry-run] [--lock-timeout D] [--quiet]
+const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace | --dry-run] [--mirror HOST[/PATH]]… [--lock-timeout D] [--quiet]
 
 Copies IMAGE's Nix store (nix/store and nix/var/nix/db) into DIR, checking
 every store path's NAR hash against the image's db. DIR appears only when
@@ -25,7 +26,12 @@ When DIR already holds a store, the image's paths are merged into it: the
 store keeps every path it has (old images' paths, build results) and gains
 the image's. Layers whose store paths DIR already holds are not pulled.
 The merge and --replace wait up to --lock-timeout for every Nix process
-to close the store (the exclusive flock on nix/var/nix/db/big-lock).`
+to close the store (the exclusive flock on nix/var/nix/db/big-lock).
+
+--mirror (repeatable) pulls the same digest through a pull-through cache
+or a GitLab Dependency Proxy first ("mirror.gcr.io",
+"gitlab.example.com/group/dependency_proxy/containers"), falling back to
+IMAGE's registry; the digest is checked whichever answers.`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", seedUsage, stdout, stderr)
@@ -34,6 +40,8 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	replace := fs.Bool("replace", false, "swap a store already in DIR for exactly the image's store")
 	quiet := fs.Bool("quiet", false, "no progress and no summary")
 	dryRun := fs.Bool("dry-run", false, "print what a merge into DIR would add and change nothing")
+	var mirrors stringList
+	fs.Var(&mirrors, "mirror", "pull through this `HOST[/PATH]` first (repeatable; default store.mirrors is not read)")
 	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store")
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -52,16 +60,22 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Replace:     *replace,
 		DryRun:      *dryRun,
 		LockTimeout: *lockTimeout,
-		Image:       image.Options{Platform: *platform},
+		Image:       image.Options{Platform: *platform, Mirrors: mirrors},
 		Log:         slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if !*quiet && terminal(stderr) {
 		o.Image.Progress = stderr
 		o.Progress = stderr
 	}
+	if err := config.CheckMirrors(mirrors); err != nil {
+		return fs.usageError("%v", err)
+	}
 	res, err := seed.Seed(ctx, pos[0], o)
 	if err != nil {
 		return err
+	}
+	if res.From != "" && !*quiet {
+		fmt.Fprintf(stdout, "pulled through %s\n", res.From)
 	}
 	switch {
 	case *dryRun:
@@ -95,3 +109,9 @@ func terminal(w io.Writer) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

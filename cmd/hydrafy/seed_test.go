@@ -59,6 +59,23 @@ func TestSeedCommand(t *testing.T) {
 		t.Errorf("seed into a store without --replace: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 
+	// Through a mirror: one that lacks the image is skipped with a
+	// warning, one that has it serves the same digest.
+	empty, mirror := nixtest.Registry(t), nixtest.Registry(t)
+	nixtest.PushIndex(t, mirror+"/nixos/nix:2.24.9", idx)
+	mirrored := filepath.Join(t.TempDir(), "mirrored")
+	code, out, errs = seedRun(host+"/nixos/nix:2.24.9", "--store", mirrored, "--platform", "linux/amd64", "--mirror", empty, "--mirror", mirror)
+	if code != 0 || !strings.Contains(out, "pulled through "+mirror+"/nixos/nix@"+digest+"\n") || !strings.Contains(out, "seeded "+host+"/nixos/nix:2.24.9 ("+digest+")") ||
+		!strings.Contains(errs, "pulling through a mirror failed") {
+		t.Errorf("seed --mirror: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if diff := cmp.Diff(want, nixtest.Verify(t, mirrored)); diff != "" {
+		t.Errorf("paths seeded through the mirror (-want +got):\n%s", diff)
+	}
+	if code, _, errs := seedRun(host+"/nixos/nix:2.24.9", "--store", mirrored, "--mirror", "https://mirror.gcr.io"); code != 2 || !strings.Contains(errs, `hydrafy seed: mirror "https://mirror.gcr.io" is not HOST[:PORT][/PATH]`) {
+		t.Errorf("seed --mirror with a scheme: exit %d, stderr %q", code, errs)
+	}
+
 	code, out, errs = seedRun("--quiet", "--replace", "--store", dir, "--platform", "linux/arm64", host+"/nixos/nix@"+digest)
 	if code != 0 || out != "" || errs != "" {
 		t.Errorf("quiet replace: exit %d, stdout %q, stderr %q", code, out, errs)

@@ -3,6 +3,7 @@ package nixtest
 import (
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -19,7 +20,19 @@ import (
 // and returns its host:port.
 func Registry(t testing.TB) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	return RegistryWith(t, nil)
+}
+
+// RegistryWith is Registry behind wrap, which gets the registry's handler
+// and returns the one that answers (to count, refuse or falsify
+// requests); nil serves the registry as it is.
+func RegistryWith(t testing.TB, wrap func(reg http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }

@@ -2,6 +2,7 @@ package image
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"runtime"
 	"time"
@@ -38,6 +39,14 @@ type Options struct {
 	Retries int
 	// MaxRetryWait caps a single wait for a rate limit; default 2 minutes.
 	MaxRetryWait time.Duration
+	// Mirrors are pull-through caches or GitLab Dependency Proxies of the
+	// image's registry, "HOST[:PORT][/PATH]", tried in order before the
+	// registry itself: the image's repository is appended to each
+	// ("mirror.gcr.io" → mirror.gcr.io/nixos/nix). The same digest is
+	// pulled and checked whichever answers.
+	Mirrors []string
+	// Log receives a warning for each mirror that failed; nil discards.
+	Log *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -61,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxRetryWait <= 0 {
 		o.MaxRetryWait = 2 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return o
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -24,6 +25,9 @@ type Staged struct {
 	Dir string
 	// Ref is the reference as given.
 	Ref string
+	// From is the mirror's reference the image was pulled from; "" when
+	// it came from Ref's registry.
+	From string
 	// Digest is the index digest when Ref names an index, else the
 	// manifest digest.
 	Digest string
@@ -61,6 +65,14 @@ func Stage(ctx context.Context, ref string, opts Options) (*Staged, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(o.Mirrors) > 0 {
+		return stageMirrored(ctx, ref, r, want, o)
+	}
+	return stageFrom(ctx, ref, r, want, o)
+}
+
+// stageFrom is Stage pulling from r, which may be a mirror's copy of ref.
+func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platform, o Options) (*Staged, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res, err := resolve(r, want, remoteOptions(ctx, o), o.Retries)

@@ -62,6 +62,9 @@ func StageMerge(ctx context.Context, ref, dir string, o Options) (*Pending, erro
 
 func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pending, err error) {
 	pull := o.Image
+	if pull.Log == nil {
+		pull.Log = o.Log
+	}
 	// A dry run changes nothing in dir, not even for a while.
 	pull.StageIn = os.TempDir()
 	var area *stagingArea
@@ -118,7 +121,7 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 		}
 	}
 	return &Result{
-		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, Store: p.dir, How: Merged,
+		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, From: p.st.From, Store: p.dir, How: Merged,
 		Paths: len(rep.Added), Bytes: p.st.Bytes, Merge: &rep, LayersSkipped: p.skipped,
 	}, nil
 }

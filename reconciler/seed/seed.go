@@ -56,11 +56,14 @@ const (
 // Result describes a finished seed.
 type Result struct {
 	Ref, Digest, Manifest string
-	Store                 string
-	How                   How
-	Paths                 int
-	Bytes                 int64
-	Elapsed               time.Duration
+	// From is the mirror's reference the image came through; "" when it
+	// came from Ref's registry.
+	From    string
+	Store   string
+	How     How
+	Paths   int
+	Bytes   int64
+	Elapsed time.Duration
 	// Merge is the merge's report (How == Merged, or a dry run).
 	Merge *store.MergeReport
 	// LayersSkipped counts layers not pulled because the store held their paths.
@@ -89,6 +92,9 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 		return merge(ctx, ref, t.dir, o)
 	}
 	pull := o.Image
+	if pull.Log == nil {
+		pull.Log = o.Log
+	}
 	pull.StageIn = t.stageIn
 	if t.exists {
 		area, err := newStagingArea(ctx, t.dir, o.Log)
@@ -128,7 +134,7 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 		o.Log.Warn("recording the seeded layers", "err", err)
 	}
 	return &Result{
-		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, Store: t.dir, How: how,
+		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, From: st.From, Store: t.dir, How: how,
 		Paths: len(st.Paths), Bytes: st.Bytes, Elapsed: time.Since(start),
 	}, nil
 }
