@@ -15,7 +15,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"gitlab.com/hydrafy/hydrafy/internal/regerr"
 )
 
 // Result is the outcome of one Check.
@@ -161,5 +164,30 @@ func failed(action, what string, err error) error {
 	if se, ok := statusError(err); ok {
 		err = se
 	}
+	if msg, ok := regerr.Describe(registryOf(what), err); ok {
+		return &lineError{msg: fmt.Sprintf("%s %s: %s", action, what, msg), err: err}
+	}
 	return fmt.Errorf("%s %s: %w", action, what, err)
 }
+
+// registryOf is the registry host of a reference as shown ("host/repo:tag"),
+// as go-containerregistry names it.
+func registryOf(shown string) string {
+	if r, err := name.ParseReference(shown); err == nil {
+		return r.Context().RegistryStr()
+	}
+	if r, err := name.NewRepository(shown); err == nil {
+		return r.RegistryStr()
+	}
+	return shown
+}
+
+// lineError shows a one-line message while keeping the error it wraps for
+// errors.Is and errors.As.
+type lineError struct {
+	msg string
+	err error
+}
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return e.err }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,5 +46,25 @@ func TestHelpAndVersion(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr %q", code, out, errs, tc.code, tc.out, tc.errs)
 			}
 		})
+	}
+}
+
+// TestRegistryUnreachableWording: a registry that cannot be reached reads
+// the same from every command that talks to it.
+func TestRegistryUnreachableWording(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	host := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+	dir := t.TempDir()
+	want := "cannot reach registry " + host + ": connect: connection refused\n"
+	cfg := writeConfig(t, dir, fmt.Sprintf("image = %q", host+"/nixos/nix"))
+	for _, args := range [][]string{
+		{"seed", host + "/nixos/nix:2.24.9", "--store", filepath.Join(dir, "store")},
+		{"check", "--config", cfg, "--dry-run"},
+	} {
+		code, _, errs := runCmd(args...)
+		if code != 1 || !strings.HasSuffix(errs, want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want one line ending in %q", args, code, errs, want)
+		}
 	}
 }

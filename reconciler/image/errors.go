@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"gitlab.com/hydrafy/hydrafy/internal/regerr"
 )
 
 // ErrNotNix reports an image that holds no Nix store (no store paths or no
@@ -41,13 +42,12 @@ func registryError(ref name.Reference, retries int, err error) error {
 	if errors.As(err, &pl) {
 		return line("pulling %s: %v", ref, pl)
 	}
+	if msg, ok := regerr.Describe(ref.Context().RegistryStr(), err); ok {
+		return line("pulling %s: %s", ref, msg)
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
-		case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
-			return line("pulling %s: registry %s wants credentials or refused them (401 unauthorized); log in with docker login", ref, ref.Context().RegistryStr())
-		case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
-			return line("pulling %s: access denied (403 forbidden)", ref)
 		case te.StatusCode == http.StatusTooManyRequests || hasCode(te, transport.TooManyRequestsErrorCode):
 			return line("pulling %s: registry %s still rate-limits after %d retries (429 too many requests); try again later", ref, ref.Context().RegistryStr(), retries)
 		case hasCode(te, transport.NameUnknownErrorCode):
@@ -60,16 +60,6 @@ func registryError(ref name.Reference, retries int, err error) error {
 		default:
 			return line("pulling %s: registry answered %d %s", ref, te.StatusCode, http.StatusText(te.StatusCode))
 		}
-	}
-	var ne net.Error
-	var oe *net.OpError
-	var de *net.DNSError
-	if errors.As(err, &oe) || errors.As(err, &de) || errors.As(err, &ne) {
-		cause := err
-		if oe != nil && oe.Err != nil {
-			cause = oe.Err
-		}
-		return line("pulling %s: cannot reach registry %s: %v", ref, ref.Context().RegistryStr(), cause)
 	}
 	return fmt.Errorf("pulling %s: %w", ref, err)
 }
