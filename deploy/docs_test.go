@@ -87,3 +87,25 @@ func TestDocumentsNameShippedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestDropInNamedAlike: every document that tells where to install the
+// runner's drain drop-in names the same file, the one shipped.
+func TestDropInNamedAlike(t *testing.T) {
+	path := regexp.MustCompile(`\.d/([\w.-]+\.conf)`)
+	seen := 0
+	for _, doc := range append(slices.Clone(documents), "../README.md", "../reconciler/runner/systemd.go") {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range path.FindAllStringSubmatch(string(data), -1) {
+			seen++
+			if m[1] != "gitlab-runner-drain.conf" {
+				t.Errorf("%s installs the drop-in as %s, not gitlab-runner-drain.conf", doc, m[1])
+			}
+		}
+	}
+	if seen < 3 {
+		t.Errorf("found the drop-in's install path %d times; the pattern no longer matches", seen)
+	}
+}

@@ -22,7 +22,7 @@ func explain(action string, err error) error {
 		case code == 403 && bytes.Contains(er.Body, []byte("insufficient_scope")):
 			return fmt.Errorf("%s: the GitLab token lacks the api scope (403 insufficient_scope): give it the api scope", action)
 		case code == 403:
-			return fmt.Errorf("%s: forbidden (403): the token's user needs at least the Developer role: %w", action, err)
+			return fmt.Errorf("%s: forbidden (403): the token's user needs the Reporter role to read the project and the Developer role to push and open merge requests: %w", action, err)
 		case code == 429 || code >= 500:
 			return fmt.Errorf("%s: GitLab answered %d after retries: %w", action, code, err)
 		}

@@ -66,7 +66,7 @@ func (s *systemd) preflight(ctx context.Context) error {
 		return err
 	}
 	if u.killSignal != sigquit {
-		return fmt.Errorf("unit %s stops the runner with signal %d, which aborts running jobs; install %s as /etc/systemd/system/%s.d/drain.conf (KillSignal=SIGQUIT, TimeoutStopSec=3h), then run systemctl daemon-reload",
+		return fmt.Errorf("unit %s stops the runner with signal %d, which aborts running jobs; install %s as /etc/systemd/system/%s.d/gitlab-runner-drain.conf (KillSignal=SIGQUIT, TimeoutStopSec=3h), then run systemctl daemon-reload",
 			s.unit, u.killSignal, DropIn, s.unit)
 	}
 	if u.timeoutStop > 0 && s.drainTimeout > u.timeoutStop {
