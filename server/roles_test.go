@@ -108,18 +108,18 @@ func TestBotOnly(t *testing.T) {
 // proposal pins); its deletion, other branches and other projects do not.
 func TestProposalPush(t *testing.T) {
 	r := newRig(t, stager{})
-	r.opts.ProposalBranch = "hydrafy/nixos-nix"
+	r.opts.ProposalBranch = "hydrafy/nixos-nix-digest"
 	ts := httptest.NewServer(r.server(t).Handler())
 	defer ts.Close()
-	deleted := strings.Replace(pushPayload("group/app", "refs/heads/hydrafy/nixos-nix"), `"after":"0123abcd"`, `"after":"`+zeroSHA+`"`, 1)
+	deleted := strings.Replace(pushPayload("group/app", "refs/heads/hydrafy/nixos-nix-digest"), `"after":"0123abcd"`, `"after":"`+zeroSHA+`"`, 1)
 	for _, tc := range []struct {
 		name, body string
 		want       string
 	}{
-		{"proposal push", pushPayload("group/app", "refs/heads/hydrafy/nixos-nix"), "accepted"},
+		{"proposal push", pushPayload("group/app", "refs/heads/hydrafy/nixos-nix-digest"), "accepted"},
 		{"proposal branch deleted", deleted, "ignored"},
 		{"other branch", pushPayload("group/app", "refs/heads/feature"), "ignored"},
-		{"unwatched project", pushPayload("group/other", "refs/heads/hydrafy/nixos-nix"), "ignored"},
+		{"unwatched project", pushPayload("group/other", "refs/heads/hydrafy/nixos-nix-digest"), "ignored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := r.rec.n.Load()

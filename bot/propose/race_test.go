@@ -71,10 +71,10 @@ func (tb *twoBots) check(t *testing.T, d string, reps ...Report) map[string]int6
 		if len(open) != 1 {
 			t.Fatalf("%s has %d open merge requests, want 1: %+v", p.Path, len(open), open)
 		}
-		if !strings.Contains(open[0].Description, d) || open[0].SourceBranch != "hydrafy/nixos-nix" {
-			t.Errorf("%s !%d does not propose %s from hydrafy/nixos-nix: %+v", p.Path, open[0].IID, d, open[0])
+		if !strings.Contains(open[0].Description, d) || open[0].SourceBranch != BranchName("hydrafy/", "nixos/nix") {
+			t.Errorf("%s !%d does not propose %s from the proposal branch: %+v", p.Path, open[0].IID, d, open[0])
 		}
-		tb.e.checkPinned(t, p.Path, "hydrafy/nixos-nix", p.Files, d)
+		tb.e.checkPinned(t, p.Path, BranchName("hydrafy/", "nixos/nix"), p.Files, d)
 		iids[p.Path] = open[0].IID
 	}
 	return iids

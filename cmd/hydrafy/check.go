@@ -142,12 +142,16 @@ func checkSeeding(ctx context.Context, cfg config.Config, log *slog.Logger, stag
 	stop()
 	<-ran
 	d.Close()
-	if p.Seed.Watch.Digest == "" {
+	seen := p.Seed.Watch
+	if seen.Digest == "" {
+		seen = p.Report.Watch // no seeder: one pass
+	}
+	if seen.Digest == "" {
 		return err
 	}
-	printWatch(stdout, p.Seed.Watch, now)
-	if err != nil && p.Seeding == "" && p.Seed.Watch.Ready {
-		return err // seeding failed: nothing was proposed
+	printWatch(stdout, seen, now)
+	if err != nil && p.Report.Propose == nil {
+		return err // the watch or the seeding failed: nothing was proposed
 	}
 	switch {
 	case p.Seeding != "":

@@ -123,4 +123,15 @@ path = "team/gone"
 	if want := fmt.Sprintf("team/app: up-to-date (last merged: !%d ", mr.IID); code != 1 || !strings.Contains(out, want) {
 		t.Errorf("after the merge: exit %d, output lacks %q:\n%s", code, want, out)
 	}
+
+	// A bot-only host proposes without seeding and says so: the runner
+	// hosts seed when the proposal branch is pushed.
+	botOnly := strings.Replace(text, "[[projects]]", "[reconcile]\nenabled = false\n\n[[projects]]", 1)
+	if err := os.WriteFile(cfg, []byte(botOnly), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runCmd("check", "--config", cfg)
+	if code != 1 || !strings.Contains(out, "seeding:    none on this host (reconcile.enabled = false)") || !strings.Contains(out, "team/app: up-to-date") {
+		t.Errorf("bot-only check: exit %d, stdout %s, stderr %s", code, out, errs)
+	}
 }
