@@ -31,6 +31,19 @@ func BranchName(prefix, image string) string {
 	return prefix + s + "-digest"
 }
 
+// legacyBranchName is the proposal branch as hydrafy named it before it
+// followed Renovate's naming: without the "-digest" suffix.
+func legacyBranchName(prefix, image string) string {
+	return strings.TrimSuffix(BranchName(prefix, image), "-digest")
+}
+
+// supersededNote is the comment on a proposal of the old branch name when
+// the new branch's merge request takes over.
+func supersededNote(branch string, iid int64) string {
+	return fmt.Sprintf("Superseded by !%d: hydrafy now proposes from the branch `%s`, named as Renovate names its digest updates. "+
+		"This merge request is closed; its branch can be deleted.\n", iid, branch)
+}
+
 // shortDigest is the digest's first 7 hex digits, as Renovate shows it.
 func shortDigest(d string) string {
 	d = strings.TrimPrefix(d, "sha256:")

@@ -153,3 +153,24 @@ func (p *Proposer) autoMerge(ctx context.Context, pl *plan) {
 		pl.autoMerge = "merged"
 	}
 }
+
+// supersede closes the open proposal of the old branch name, with a note
+// that names its successor, once the new branch's merge request exists.
+func (p *Proposer) supersede(ctx context.Context, pl *plan) {
+	old := pl.legacyMR
+	if old == nil || pl.mr == nil || pl.err != nil {
+		return
+	}
+	if _, _, err := p.gl.Notes.CreateMergeRequestNote(pl.proj.Path, old.IID, &gitlab.CreateMergeRequestNoteOptions{
+		Body: gitlab.Ptr(supersededNote(pl.branch, pl.mr.IID))}, gitlab.WithContext(ctx)); err != nil {
+		pl.warnings = append(pl.warnings, explain("commenting on !"+itoa(old.IID), err).Error())
+		return
+	}
+	if _, _, err := p.gl.MergeRequests.UpdateMergeRequest(pl.proj.Path, old.IID, &gitlab.UpdateMergeRequestOptions{
+		StateEvent: gitlab.Ptr("close")}, gitlab.WithContext(ctx)); err != nil {
+		pl.warnings = append(pl.warnings, explain("closing !"+itoa(old.IID), err).Error())
+		return
+	}
+	pl.superseded = old.IID
+	pl.log.Info("closed the proposal of the old branch name", "iid", old.IID, "successor", pl.mr.IID)
+}

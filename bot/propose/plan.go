@@ -20,6 +20,8 @@ type plan struct {
 	missing       []string
 	unpinnable    []unpinnable
 	lastMerged    *gitlab.BasicMergeRequest
+	legacyMR      *gitlab.BasicMergeRequest // an open proposal of the old branch name
+	superseded    int64                     // its iid, once closed
 	refs          int
 	openMR        *gitlab.BasicMergeRequest
 	pastMRs       int // merged or closed merge requests of the branch
@@ -42,6 +44,7 @@ func (pl *plan) report() ProjectReport {
 	for _, f := range pl.files {
 		r.Files = append(r.Files, FileDiff{Path: f.Path, Before: f.Before, After: f.Content})
 	}
+	r.Superseded = pl.superseded
 	if m := pl.lastMerged; m != nil {
 		r.LastMerged = &Merged{IID: m.IID, URL: m.WebURL, Title: m.Title}
 		if m.MergedAt != nil {

@@ -114,6 +114,7 @@ func (p *Proposer) Pass(ctx context.Context, target Target, prev State) (Report,
 	for _, pl := range plans {
 		if pl.err == nil {
 			p.act(ctx, pl, target, &open)
+			p.supersede(ctx, pl)
 		}
 		rep.Projects = append(rep.Projects, pl.report())
 	}

@@ -63,6 +63,9 @@ type ProjectReport struct {
 	Files []FileDiff
 	// LastMerged is the project's most recent merged proposal, if any.
 	LastMerged *Merged
+	// Superseded is the iid of the open proposal of the old branch name
+	// that this pass closed in favour of MR; 0 when none.
+	Superseded int64
 	// Err is why the project failed; nil unless Action is Failed.
 	Err error
 }
@@ -107,6 +110,9 @@ func (p ProjectReport) String() string {
 	}
 	if m := p.LastMerged; m != nil && p.Action != Opened && p.Action != Updated {
 		s += fmt.Sprintf(" (last merged: !%d %s)", m.IID, m.URL)
+	}
+	if p.Superseded != 0 {
+		s += fmt.Sprintf(" (closed !%d of the old branch name)", p.Superseded)
 	}
 	for _, u := range p.Unpinnable {
 		s += "\n  not pinned: " + u

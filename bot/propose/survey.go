@@ -67,6 +67,20 @@ func (p *Proposer) survey(ctx context.Context, proj config.Project, t Target, lo
 		pl.fail("listing merge requests", err)
 		return pl
 	}
+	if legacy := legacyBranchName(p.opts.Propose.BranchPrefix, t.Image); legacy != pl.branch {
+		old, _, err := p.gl.MergeRequests.ListProjectMergeRequests(proj.Path, &gitlab.ListProjectMergeRequestsOptions{
+			SourceBranch: &legacy, State: gitlab.Ptr("opened")}, gitlab.WithContext(ctx))
+		if err != nil {
+			pl.fail("listing merge requests", err)
+			return pl
+		}
+		for _, mr := range old {
+			if proposedDigest(mr.Description) != "" {
+				pl.legacyMR = mr
+				break
+			}
+		}
+	}
 	for _, mr := range mrs {
 		switch mr.State {
 		case "opened":
