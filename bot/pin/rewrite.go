@@ -58,16 +58,7 @@ func Rewrite(src []byte, opts Options) (out []byte, changes []Change, err error)
 
 // References lists every reference of image found in src, in file order.
 func References(src []byte, image string) ([]Reference, error) {
-	r, err := parseImage(image)
-	if err != nil {
-		return nil, err
-	}
-	docs, err := parse(src)
-	if err != nil {
-		return nil, fmt.Errorf("parsing: %w", err)
-	}
-	t := newText(src)
-	refs, err := find(t, docs, r)
+	refs, _, err := scanSource(src, image)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +73,19 @@ func References(src []byte, image string) ([]Reference, error) {
 // (a registry or digest held in a variable defined elsewhere), in file
 // order. Rewrite leaves them as they are.
 func Unpinnable(src []byte, image string) ([]Skipped, error) {
+	_, skipped, err := scanSource(src, image)
+	return skipped, err
+}
+
+// scanSource parses src and scans it for the references of image.
+func scanSource(src []byte, image string) ([]found, []Skipped, error) {
 	r, err := parseImage(image)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	docs, err := parse(src)
 	if err != nil {
-		return nil, fmt.Errorf("parsing: %w", err)
+		return nil, nil, fmt.Errorf("parsing: %w", err)
 	}
-	_, skipped, err := scan(newText(src), docs, r)
-	return skipped, err
+	return scan(newText(src), docs, r)
 }

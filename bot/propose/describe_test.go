@@ -1,10 +1,7 @@
 package propose
 
 import (
-	"os"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"gitlab.com/hydrafy/hydrafy/bot/pin"
 )
@@ -46,19 +43,7 @@ func TestDescriptionGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Title(tt.t) + "\n\n" + description(tt.t, tt.files, tt.skipped)
-			path := "testdata/description-" + tt.name + ".golden.md"
-			if os.Getenv("UPDATE_GOLDEN") != "" {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("description (-want +got):\n%s", diff)
-			}
+			golden(t, "testdata/description-"+tt.name+".golden.md", got)
 			if d := proposedDigest(got); d != tt.t.Digest {
 				t.Errorf("marker digest %q", d)
 			}
