@@ -21,8 +21,10 @@ import (
 	"gitlab.com/hydrafy/hydrafy/server"
 )
 
-// checkTimeout bounds one whole check, retries and seeding included.
-const checkTimeout = 30 * time.Minute
+// checkTimeout bounds the registry and GitLab work of one check, retries
+// included; seeding may take the runner's drain and the store's lock
+// timeouts on top.
+const checkTimeout = 10 * time.Minute
 
 const checkUsage = `usage: hydrafy check --config FILE [--dry-run | --no-seed] [--state-dir DIR]
 
@@ -66,7 +68,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Server.StateDir = *stateDir
 
-	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout+cfg.Runner.DrainTimeout.D()+cfg.Store.LockTimeout.D())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	now := time.Now()
