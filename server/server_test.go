@@ -269,3 +269,27 @@ func TestResyncRunsWatchPass(t *testing.T) {
 		t.Errorf("status project %+v", st.Projects[0])
 	}
 }
+
+// TestMergeWebhookShowsLastMerged: the merge webhook of the bot's merge
+// request shows in /status at once, before the next watch pass.
+func TestMergeWebhookShowsLastMerged(t *testing.T) {
+	r := newRig(t, stager{})
+	r.opts.Watcher = watcher{res: WatchResult{Digest: digestA, MergeRequests: []MergeRequest{
+		{Project: "group/app", IID: 7, URL: "https://gitlab.example/group/app/-/merge_requests/7", Action: "opened"},
+	}}}
+	s := r.server(t)
+	s.RunWatch(context.Background())
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	if code, _ := hook("Merge Request Hook", mrPayload("group/app", "merge", "main")).send(t, ts.URL); code != 202 {
+		t.Fatalf("merge webhook: %d", code)
+	}
+	var st statusDoc
+	if err := json.Unmarshal([]byte(get(t, ts.URL+"/status", 200)), &st); err != nil {
+		t.Fatal(err)
+	}
+	mr := st.Projects[0].MergeRequest
+	if mr == nil || mr.Action != "merged" || mr.LastMerged == nil || mr.LastMerged.IID != 7 || mr.LastMerged.URL != "https://gitlab.example/group/app/-/merge_requests/7" {
+		t.Errorf("status project %+v", st.Projects[0])
+	}
+}

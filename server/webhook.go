@@ -39,6 +39,8 @@ type hookPayload struct {
 		State          string `json:"state"`
 		TargetBranch   string `json:"target_branch"`
 		MergeCommitSHA string `json:"merge_commit_sha"`
+		URL            string `json:"url"`
+		Title          string `json:"title"`
 	} `json:"object_attributes"`
 }
 
@@ -145,6 +147,9 @@ func (s *Server) webhook(c echo.Context) error {
 		count("ignored")
 		return c.JSON(http.StatusOK, map[string]string{"status": "ignored", "reason": d.reason})
 	}
+	if event == eventMergeRequest {
+		s.noteMerged(p)
+	}
 	t := s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindWebhook, Detail: d.reason})
 	count("accepted")
 	s.log.Info("webhook accepted", "event", event, "reason", d.reason, "run", t.ID)
@@ -154,4 +159,32 @@ func (s *Server) webhook(c echo.Context) error {
 // knownDefault returns the default branch a pass last observed.
 func (s *Server) knownDefault(project string) string {
 	return s.opts.Reconciler.DefaultBranch(project)
+}
+
+// noteMerged records, for /status, that the bot's merge request in the
+// payload's project was merged, until the next watch pass reports it.
+func (s *Server) noteMerged(p hookPayload) {
+	a := p.ObjectAttributes
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watch.Result == nil {
+		return
+	}
+	for i, mr := range s.watch.Result.MergeRequests {
+		if !strings.EqualFold(mr.Project, p.Project.PathWithNamespace) || mr.IID == 0 || mr.IID != a.IID {
+			continue
+		}
+		url := a.URL
+		if url == "" {
+			url = mr.URL
+		}
+		// A copy: the result's slice is shared with earlier snapshots.
+		mrs := append([]MergeRequest(nil), s.watch.Result.MergeRequests...)
+		mrs[i].Action = "merged"
+		mrs[i].LastMerged = &MergedRequest{IID: a.IID, URL: url, Title: a.Title, MergedAt: s.opts.Now()}
+		res := *s.watch.Result
+		res.MergeRequests = mrs
+		s.watch.Result = &res
+		return
+	}
 }
