@@ -95,3 +95,18 @@ func TestServeBotOnly(t *testing.T) {
 		t.Errorf("a bot-only host wrote reconciler state: %v", err)
 	}
 }
+
+// TestCheckOnReconcilerHost: `hydrafy check` proposes only where the bot
+// runs; --dry-run still reports what the watcher sees.
+func TestCheckOnReconcilerHost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hydrafy.toml")
+	if err := os.WriteFile(path, []byte("[gitlab]\nurl = \"http://127.0.0.1:1\"\n\n[bot]\nenabled = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "glpat-reconciler")
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"check", "--config", path}, &strings.Builder{}, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "bot.enabled = false") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Errorf("check on a reconciler host: exit %d, %q; want 1 and one line naming bot.enabled", code, stderr.String())
+	}
+}

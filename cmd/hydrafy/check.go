@@ -26,6 +26,10 @@ import (
 // timeouts on top.
 const checkTimeout = 10 * time.Minute
 
+// errNotBot refuses a proposing check on a host whose bot is off: it
+// would act as a second bot with a token that may not write.
+var errNotBot = errors.New("this host does not run the bot (bot.enabled = false): a check here would propose as a second bot; add --dry-run to see what the watcher sees")
+
 const checkUsage = `usage: hydrafy check --config FILE [--dry-run | --no-seed] [--state-dir DIR]
 
 One pass of the bot now, as the daemon's schedule runs it: resolve the
@@ -62,6 +66,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg, err := loadConfig(*cfgPath, !*dryRun)
 	if err != nil {
 		return err
+	}
+	if !cfg.Bot.Enabled && !*dryRun {
+		return errNotBot
 	}
 	if *stateDir == "" {
 		*stateDir = cfg.Server.StateDir
