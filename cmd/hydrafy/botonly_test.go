@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,21 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
+
+// writeBotOnlyConfig writes the config of a bot-only host watching repo's
+// latest tag (settle 0, every second) for projects.
+func writeBotOnlyConfig(t *testing.T, path, addr, stateDir, gitlabURL, repo string, projects ...string) {
+	t.Helper()
+	cfg := fmt.Sprintf("[server]\nlisten = %q\nstate_dir = %q\n\n[gitlab]\nurl = %q\n\n[watch]\nimage = %q\nsettle = \"0s\"\nschedule = \"@every 1s\"\n\n",
+		addr, stateDir, gitlabURL, repo)
+	for _, p := range projects {
+		cfg += fmt.Sprintf("[[projects]]\npath = %q\n\n", p)
+	}
+	cfg += "[reconcile]\nenabled = false\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestServeBotOnly: a bot-only host (reconcile.enabled = false, no store,
 // no runner, no webhook secret) watches the registry and opens the merge
@@ -34,11 +50,7 @@ func TestServeBotOnly(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	path := filepath.Join(dir, "hydrafy.toml")
-	cfg := fmt.Sprintf("[server]\nlisten = %q\nstate_dir = %q\n\n[gitlab]\nurl = %q\n\n[watch]\nimage = %q\nsettle = \"0s\"\nschedule = \"@every 1s\"\n\n[[projects]]\npath = \"group/app\"\n\n[reconcile]\nenabled = false\n",
-		addr, filepath.Join(dir, "state"), gts.URL, repo)
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+writeBotOnlyConfig(t, path, addr, filepath.Join(dir, "state"), gts.URL, repo, "group/app")
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
 	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "")
 
@@ -108,5 +120,123 @@ func TestCheckOnReconcilerHost(t *testing.T) {
 	code := run(context.Background(), []string{"check", "--config", path}, &strings.Builder{}, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "bot.enabled = false") || strings.Count(stderr.String(), "\n") != 1 {
 		t.Errorf("check on a reconciler host: exit %d, %q; want 1 and one line naming bot.enabled", code, stderr.String())
+	}
+}
+
+// TestTwoBotsServe: two bot-only daemons started by mistake on the same
+// projects, each with its own state and token, pass every second, nearly
+// together. Over three digests each project keeps one merge request,
+// the same one, updated in place to the newest digest.
+func TestTwoBotsServe(t *testing.T) {
+	reg := nixtest.Registry(t)
+	rels := []nixtest.Release{
+		nixtest.PushRelease(t, reg, "2.25.0", "latest"),
+		nixtest.PushRelease(t, reg, "2.26.0"),
+		nixtest.PushRelease(t, reg, "2.27.0"),
+	}
+	repo := reg + "/nixos/nix"
+	emu := gitlabemu.New(gitlabemu.Options{})
+	gts := httptest.NewServer(emu.Handler())
+	t.Cleanup(func() { gts.Close(); emu.Close() })
+	projects := []string{"group/app", "group/infra", "group/docs"}
+	for _, p := range projects {
+		if _, err := emu.AddProject(p, "main", map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + ":latest\n"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both daemons run in this process: each reads its token from its
+	// own file.
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "")
+	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "")
+	var wait []func()
+	var addrs []string
+	for i := range 2 {
+		dir := t.TempDir()
+		tok := fmt.Sprintf("glpat-bot-%d", i)
+		emu.AddToken(tok, fmt.Sprintf("hydrafy-bot-%d", i))
+		if err := os.WriteFile(filepath.Join(dir, "token"), []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "hydrafy.toml")
+		addrs = append(addrs, freeAddr(t))
+		writeBotOnlyConfig(t, path, addrs[i], filepath.Join(dir, "state"), gts.URL, repo, projects...)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := strings.Replace(string(b), "[gitlab]\n", fmt.Sprintf("[gitlab]\ntoken_file = %q\n", filepath.Join(dir, "token")), 1)
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan int, 1)
+		var logs syncBuffer
+		go func() { served <- run(ctx, []string{"serve", "--config", path}, &logs, &logs) }()
+		wait = append(wait, func() {
+			cancel()
+			if code := <-served; code != 0 {
+				t.Errorf("bot %d exited %d: %s", i, code, logs.String())
+			}
+		})
+	}
+	defer func() {
+		for _, w := range wait {
+			w()
+		}
+	}()
+
+	first := map[string]int64{}
+	for round, rel := range rels {
+		if round > 0 {
+			nixtest.PushIndex(t, repo+":latest", rel.Index)
+		}
+		waitFor(t, "every project's merge request to propose "+rel.Digest, func() bool {
+			for _, p := range projects {
+				mrs := emu.MergeRequests(p)
+				if len(mrs) == 0 || !strings.Contains(mrs[len(mrs)-1].Description, rel.Digest) {
+					return false
+				}
+			}
+			return true
+		})
+		// Both bots have passed over the new digest, without an error.
+		for i, addr := range addrs {
+			waitFor(t, fmt.Sprintf("bot %d's pass over %s", i, rel.Digest), func() bool {
+				resp, err := http.Get("http://" + addr + "/status")
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				var st fleetStatus
+				var raw struct {
+					Watch struct {
+						Error string `json:"error"`
+					} `json:"watch"`
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if json.Unmarshal(body, &st) != nil || json.Unmarshal(body, &raw) != nil {
+					return false
+				}
+				if raw.Watch.Error != "" {
+					t.Errorf("bot %d: %s", i, raw.Watch.Error)
+				}
+				return st.Watch.Result != nil && st.Watch.Result.Digest == rel.Digest && len(st.Watch.Result.MergeRequests) == len(projects)
+			})
+		}
+		for _, p := range projects {
+			mrs := emu.MergeRequests(p)
+			if len(mrs) != 1 || mrs[0].State != "opened" || !strings.Contains(mrs[0].Description, rel.Digest) {
+				t.Fatalf("round %d: %s has merge requests %+v, want one open proposing %s", round, p, mrs, rel.Digest)
+			}
+			if round == 0 {
+				first[p] = mrs[0].IID
+			} else if mrs[0].IID != first[p] {
+				t.Errorf("round %d: %s !%d, want !%d updated in place", round, p, mrs[0].IID, first[p])
+			}
+			got, err := emu.File(p, mrs[0].SourceBranch, ".gitlab-ci.yml")
+			if err != nil || !strings.Contains(got, rel.Digest) {
+				t.Errorf("round %d: %s proposal branch: %q, %v", round, p, got, err)
+			}
+		}
 	}
 }
