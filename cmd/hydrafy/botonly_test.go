@@ -50,7 +50,7 @@ func TestServeBotOnly(t *testing.T) {
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	path := filepath.Join(dir, "hydrafy.toml")
-writeBotOnlyConfig(t, path, addr, filepath.Join(dir, "state"), gts.URL, repo, "group/app")
+	writeBotOnlyConfig(t, path, addr, filepath.Join(dir, "state"), gts.URL, repo, "group/app")
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
 	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "")
 
