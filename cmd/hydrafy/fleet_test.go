@@ -147,6 +147,7 @@ type fleetStatus struct {
 	Role     string `json:"role"`
 	Webhooks bool   `json:"webhooks"`
 	Watch    struct {
+		Error  string `json:"error"`
 		Result *struct {
 			Digest        string `json:"digest"`
 			MergeRequests []struct {
