@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -179,7 +181,7 @@ func (h *fleetHost) waitSeeded(t *testing.T, repo, digest string) fleetStatus {
 		st = h.status(t)
 		seeded := slices.ContainsFunc(st.Seeded, func(s reconciler.Seeded) bool { return s.Digest == digest })
 		cfg, _ := os.ReadFile(h.runner.config)
-		if seeded && strings.Contains(string(cfg), `image = "`+want+`"`) && st.Current == nil && !st.Queued {
+		if seeded && strings.Contains(string(cfg), `image = "`+want+`"`) && st.Current == nil && !st.Queued && h.persisted(t, st.Last) {
 			return st
 		}
 		if time.Now().After(deadline) {
@@ -194,6 +196,9 @@ func (h *fleetHost) waitSeeded(t *testing.T, repo, digest string) fleetStatus {
 func (h *fleetHost) runs(t *testing.T) []reconciler.Report {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(h.dir, "state", "reconciler.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no pass has written it yet
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +207,12 @@ func (h *fleetHost) runs(t *testing.T) []reconciler.Report {
 		t.Fatal(err)
 	}
 	return st.Runs
+}
+
+// persisted reports whether the state file holds the pass last (/status
+// shows a pass finished a moment before its report is written).
+func (h *fleetHost) persisted(t *testing.T, last *reconciler.Report) bool {
+	return last != nil && slices.ContainsFunc(h.runs(t), func(r reconciler.Report) bool { return r.ID == last.ID })
 }
 
 // pinnedBy returns the reasons of the host's last pass that pinned
