@@ -342,16 +342,11 @@ func TestMergeWebhookReconciles(t *testing.T) {
 		}
 	}
 
-	metrics := httpGet(t, e.base+"/metrics")
-	for _, want := range []string{
+	waitMetrics(t, e.base,
 		`hydrafy_webhooks_total{event="merge_request",result="accepted"} 1`,
 		"hydrafy_runner_downtime_seconds_count 1",
 		"hydrafy_store_paths 1",
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
+	)
 
 	// A resync now finds everything seeded and leaves the runner alone.
 	req, _ := http.NewRequest(http.MethodPost, e.base+"/resync?wait=1", nil)
@@ -434,6 +429,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("never saw %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitMetrics waits until /metrics holds every line of want: a pass's
+// report reaches the metrics a moment after /status shows it finished.
+func waitMetrics(t *testing.T, base string, want ...string) {
+	t.Helper()
+	var metrics string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		metrics = httpGet(t, base+"/metrics")
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(metrics, w) })
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, w := range missing {
+				t.Errorf("metrics lack %q", w)
+			}
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
