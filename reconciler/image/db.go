@@ -2,20 +2,10 @@ package image
 
 import (
 	"archive/tar"
-	"database/sql"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"net/url"
 	"os"
-	"path"
 	"strconv"
-	"strings"
-
-	"github.com/nix-community/go-nix/pkg/nixbase32"
-	_ "modernc.org/sqlite" // the pure-Go sqlite driver
 )
 
 // dbLayer is what one layer does to nix/var/nix/db. Layers may replace
@@ -29,11 +19,29 @@ type dbLayer struct {
 
 func dbShard(index int) string { return ".db/" + strconv.Itoa(index) }
 
-// dbFile extracts a file of nix/var/nix/db into the layer's shard. The db
-// is flat and holds regular files only.
-func (lx *layerExtract) dbFile(hdr *tar.Header, rel []string, r io.Reader) error {
+// maxDBBytes bounds the db files written while staging. A Nix db takes a
+// few hundred bytes per store path: this is room for far more paths than
+// any image holds, and what a hostile db can cost on disk at most.
+const maxDBBytes = 256 << 20
+
+// checkDBEntry refuses what the db may not hold: it is flat and holds
+// regular files only.
+func checkDBEntry(hdr *tar.Header, rel []string) error {
 	if len(rel) != 1 || hdr.Typeflag != tar.TypeReg {
 		return fmt.Errorf("entry %q: nix/var/nix/db holds regular files only, the image has a %s", hdr.Name, typeName(hdr.Typeflag))
+	}
+	return nil
+}
+
+// dbFile extracts a file of nix/var/nix/db into the layer's shard. Its
+// size is known from its header: a db larger than maxDBBytes is refused
+// before anything is written.
+func (lx *layerExtract) dbFile(hdr *tar.Header, rel []string, r io.Reader) error {
+	if err := checkDBEntry(hdr, rel); err != nil {
+		return err
+	}
+	if total := lx.s.dbBytes.Add(hdr.Size); total > maxDBBytes {
+		return fmt.Errorf("entry %q: the image db would take more than %s (%s): refused", hdr.Name, mb(maxDBBytes), mb(total))
 	}
 	root := lx.s.root
 	shard := dbShard(lx.index)
@@ -94,68 +102,3 @@ func (s *stager) assembleDB() error {
 	return nil
 }
 
-// readDB returns the image db's ValidPaths: path → NAR hash. It leaves
-// the db dir as the image had it: without a write-ahead log to read, the
-// db is opened immutable (no -wal or -shm appear); with one, sqlite needs
-// its -shm, which is removed again if the image had none.
-func readDB(file string) (map[string]string, error) {
-	query := "mode=ro&immutable=1"
-	if fi, err := os.Stat(file + "-wal"); err == nil && fi.Size() > 0 {
-		query = "mode=ro"
-	}
-	var created []string
-	for _, side := range []string{file + "-wal", file + "-shm"} {
-		if _, err := os.Lstat(side); errors.Is(err, fs.ErrNotExist) {
-			created = append(created, side)
-		}
-	}
-	defer func() {
-		for _, side := range created {
-			os.Remove(side)
-		}
-	}()
-	u := url.URL{Scheme: "file", Path: file, RawQuery: query}
-	db, err := sql.Open("sqlite", u.String())
-	if err != nil {
-		return nil, fmt.Errorf("opening the image db: %w", err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`select path, hash from ValidPaths`)
-	if err != nil {
-		return nil, fmt.Errorf("reading the image db: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var p, h string
-		if err := rows.Scan(&p, &h); err != nil {
-			return nil, fmt.Errorf("reading the image db: %w", err)
-		}
-		if path.Dir(p) != "/nix/store" || !storeName.MatchString(path.Base(p)) {
-			return nil, fmt.Errorf("the image db lists %q: not a path in /nix/store", p)
-		}
-		out[p] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the image db: %w", err)
-	}
-	return out, nil
-}
-
-// sameHash compares a db hash (sha256:<base16> as Nix writes it, or
-// sha256:<nixbase32>) with a computed sha256:<base16>.
-func sameHash(db, computed string) bool {
-	algo, digest, ok := strings.Cut(db, ":")
-	if !ok || algo != "sha256" {
-		return false
-	}
-	want := strings.TrimPrefix(computed, "sha256:")
-	if len(digest) == 52 {
-		b, err := nixbase32.DecodeString(digest)
-		if err != nil {
-			return false
-		}
-		return hex.EncodeToString(b) == want
-	}
-	return strings.EqualFold(digest, want)
-}

@@ -39,14 +39,25 @@ func (k kind) String() string {
 
 // storePath tracks one store path while its layer is extracted: what each
 // name holds (so nothing is ever written through a symlink or a file), the
-// hardlinks still to make and open handles of its directories.
+// hardlinks still to make, open handles of its directories and the NAR
+// bytes its entries add up to so far.
 type storePath struct {
 	name  string
 	kinds map[string]kind // "" is the store path itself
+	files map[string]fileMeta
 	dirs  []string
 	links []hardlink
 	fds   map[string]int // directory handles by name, at most maxDirFds
 	nar   *narStream
+	// narBytes is the NAR size of what was extracted so far (narCost);
+	// declared is the image db's narSize, which it may never exceed.
+	narBytes, declared int64
+}
+
+// fileMeta is what a hardlink to a file adds to the NAR again.
+type fileMeta struct {
+	size int64
+	exec bool
 }
 
 type hardlink struct{ name, target string }
@@ -59,21 +70,38 @@ func (p *storePath) full(rel string) string {
 	return p.name + "/" + rel
 }
 
+// phase is which part of a layer an extraction takes.
+type phase int
+
+const (
+	// dbPhase extracts the layer's db files only and notes whether it
+	// holds store entries: the db comes first, so that every store path's
+	// declared NAR size and hash are known before any is written.
+	dbPhase phase = iota
+	// storePhase extracts the store paths; db entries are checked and
+	// dropped (the db phase took the db).
+	storePhase
+)
+
 // layerExtract is the extraction of one layer.
 type layerExtract struct {
 	s     *stager
 	index int
+	phase phase
 	paths map[string]*storePath
 	order []string
 	db    dbLayer
+	// hasStore: the layer has entries below nix/store (db phase).
+	hasStore bool
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// extract reads the tar stream r of layer index into the staging dir and
-// returns the names of the store paths it holds, complete and canonical.
-func (s *stager) extract(ctx context.Context, index int, r io.Reader) ([]string, error) {
-	lx := &layerExtract{s: s, index: index, paths: map[string]*storePath{}}
+// extract reads the tar stream r of layer index into the staging dir: in
+// the store phase the store paths it holds, complete and canonical, in the
+// db phase its db files.
+func (s *stager) extract(ctx context.Context, index int, r io.Reader, ph phase) (*layerExtract, error) {
+	lx := &layerExtract{s: s, index: index, phase: ph, paths: map[string]*storePath{}}
 	defer func() {
 		for _, p := range lx.paths {
 			p.closeFds()
@@ -95,13 +123,16 @@ func (s *stager) extract(ctx context.Context, index int, r io.Reader) ([]string,
 			return nil, err
 		}
 	}
-	s.setDB(index, lx.db)
+	if ph == dbPhase {
+		s.setDB(index, lx.db)
+		return lx, nil
+	}
 	for _, name := range lx.order {
 		if err := lx.finish(lx.paths[name]); err != nil {
 			return nil, err
 		}
 	}
-	return lx.order, nil
+	return lx, nil
 }
 
 func (lx *layerExtract) entry(hdr *tar.Header, r io.Reader) error {
@@ -125,10 +156,17 @@ func (lx *layerExtract) entry(hdr *tar.Header, r io.Reader) error {
 		if err := checkHeader(hdr); err != nil {
 			return err
 		}
+		if lx.phase == dbPhase {
+			lx.hasStore = true
+			return nil
+		}
 		return lx.store(hdr, comps[2], comps[3:], r)
 	case dbEntry:
 		if err := checkHeader(hdr); err != nil {
 			return err
+		}
+		if lx.phase == storePhase {
+			return checkDBEntry(hdr, comps[4:])
 		}
 		return lx.dbFile(hdr, comps[4:], r)
 	}
@@ -180,6 +218,7 @@ func (lx *layerExtract) whiteout(name string, target []string) error {
 	switch {
 	case within(storeDir, target) || within(target, storeDir):
 		return fmt.Errorf("whiteout %q removes store contents of lower layers: not supported", name)
+	case lx.phase == storePhase:
 	case len(target) == len(dbDir)+1 && within(target, dbDir):
 		lx.db.whiteouts = append(lx.db.whiteouts, target[len(dbDir)])
 	case within(dbDir, target) || within(target, dbDir):

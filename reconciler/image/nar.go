@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
+	"io"
 	"strings"
 )
 
@@ -20,7 +21,7 @@ import (
 // contents are hashed as they are written, and the extractor creates every
 // name exclusively in a fresh private staging dir.
 type narStream struct {
-	h      hash.Hash
+	h      *countHash
 	broken bool
 	done   bool     // the store path itself is a file or a symlink
 	stack  []string // open directories' last child names; [0] is the root
@@ -28,8 +29,19 @@ type narStream struct {
 	buf    [8]byte
 }
 
+// countHash is a hash that counts the bytes written: the NAR's size.
+type countHash struct {
+	hash.Hash
+	n int64
+}
+
+func (c *countHash) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return c.Hash.Write(b)
+}
+
 func newNarStream() *narStream {
-	n := &narStream{h: sha256.New()}
+	n := &narStream{h: &countHash{Hash: sha256.New()}}
 	n.str("nix-archive-1")
 	return n
 }
@@ -136,7 +148,7 @@ func (n *narStream) symlink(rel, target string) {
 // file starts regular file rel of size bytes and returns the writer its
 // contents go to, or nil when the stream is broken. end must follow once
 // all size bytes are written.
-func (n *narStream) file(rel string, exec bool, size int64) hash.Hash {
+func (n *narStream) file(rel string, exec bool, size int64) io.Writer {
 	if !n.enter(rel) {
 		return nil
 	}
@@ -168,11 +180,11 @@ func (n *narStream) leaf(rel string) {
 	n.str(")")
 }
 
-// sum returns the NAR hash as sha256:<hex>, or false when the stream
-// could not follow the entries.
-func (n *narStream) sum() (string, bool) {
+// sum returns the NAR hash as sha256:<hex> and the NAR's size, or false
+// when the stream could not follow the entries.
+func (n *narStream) sum() (string, int64, bool) {
 	if n.broken || (!n.done && len(n.stack) == 0) {
-		return "", false
+		return "", 0, false
 	}
 	for len(n.path) > 0 {
 		n.closeDir()
@@ -182,5 +194,5 @@ func (n *narStream) sum() (string, bool) {
 		n.stack = nil
 		n.done = true
 	}
-	return "sha256:" + hex.EncodeToString(n.h.Sum(nil)), true
+	return "sha256:" + hex.EncodeToString(n.h.Sum(nil)), n.h.n, true
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // TestNarStream checks the NAR hash computed while extracting against the
@@ -70,19 +71,27 @@ func TestNarStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.close(); removeTree(s.dir) })
-			names, err := s.extract(context.Background(), 0, &buf)
+			s.rows = map[string]store.PathInfo{"/" + sp[:len(sp)-1]: {NarSize: 1 << 30}}
+			lx, err := s.extract(context.Background(), 0, &buf, storePhase)
 			if err != nil {
 				t.Fatal(err)
 			}
+			names := lx.order
 			if len(names) != 1 {
 				t.Fatalf("extracted store paths %q, want one", names)
 			}
-			want, _, err := synth.NarHash(filepath.Join(s.dir, "nix/store", names[0]))
+			want, size, err := synth.NarHash(filepath.Join(s.dir, "nix/store", names[0]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.hashes["/nix/store/"+names[0]]; got != want {
+			p := "/nix/store/" + names[0]
+			if got := s.hashes[p]; got != want {
 				t.Errorf("NAR hash %s, the tree on disk has %s", got, want)
+			}
+			// The size checked against narSize, and the one added up entry
+			// by entry that stops an oversized path, are the tree's.
+			if s.sizes[p] != size || s.summed[p] != size {
+				t.Errorf("NAR size %d, added up %d; the tree on disk has %d", s.sizes[p], s.summed[p], size)
 			}
 			if streamed := s.reread.Load() == 0; streamed != tt.streamed {
 				t.Errorf("hashed while extracting: %v, want %v", streamed, tt.streamed)

@@ -9,14 +9,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // Staged is an image's store extracted and verified in a staging dir.
@@ -52,9 +56,15 @@ func (s *Staged) Close() error {
 }
 
 // Stage pulls ref's image for opts.Platform and extracts its store into a
-// fresh staging dir in opts.StageIn, layers in parallel, then checks every
-// store path's NAR hash against the image's db. On any error, ctx
-// cancellation included, the staging dir is removed again.
+// fresh staging dir in opts.StageIn, then checks every store path's NAR
+// hash and size against the image's db. The db comes first: the layers are
+// read from the top down until one holds it, its rows are checked as a
+// merge checks them (store.ReadImagePaths), and the filesystem must have
+// room for the declared sizes of the paths to stage. Then the store layers
+// are extracted in parallel; an entry of a path no row declares, or one
+// that grows a path past its declared NAR size, fails the stage before it
+// is written. On any error, ctx cancellation included, the staging dir is
+// removed again.
 func Stage(ctx context.Context, ref string, opts Options) (*Staged, error) {
 	o := opts.withDefaults()
 	want, err := v1.ParsePlatform(o.Platform)
@@ -75,11 +85,22 @@ func Stage(ctx context.Context, ref string, opts Options) (*Staged, error) {
 func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platform, o Options) (*Staged, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	res, err := resolve(r, want, remoteOptions(ctx, o), o.Retries)
+	ropts := remoteOptions(ctx, o)
+	// One puller for the manifest and every blob: one transport and one
+	// token for the repository, however many layers.
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", r, err)
+	}
+	ropts = append(ropts, remote.Reuse(puller))
+	res, err := resolve(r, want, ropts, o.Retries)
 	if err != nil {
 		return nil, err
 	}
-	layers, err := res.img.Layers()
+	// The manifest is parsed once: asking each remote layer for its size
+	// or blob parses the whole manifest again, which costs O(layers) per
+	// layer.
+	m, err := res.img.Manifest()
 	if err != nil {
 		return nil, registryError(r, o.Retries, err)
 	}
@@ -88,6 +109,11 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 		return nil, registryError(r, o.Retries, err)
 	}
 	st := &Staged{Ref: ref, Digest: res.digest, Manifest: res.manifest, Config: cf}
+	layers := make([]blob, len(m.Layers))
+	for i, d := range m.Layers {
+		layers[i] = blob{digest: d.Digest, size: d.Size, ref: r.Context().Digest(d.Digest.String())}
+		st.Layers = append(st.Layers, d.Digest)
+	}
 	s, err := newStager(o.StageIn, len(layers))
 	if err != nil {
 		return nil, err
@@ -98,11 +124,27 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 		removeTree(s.dir)
 		return nil, err
 	}
-	skipped, err := s.pull(ctx, cancel, r, layers, layerPaths(cf, len(layers)), st, o)
+	todo, skipped := s.plan(layers, layerPaths(cf, len(layers)), o.Skip)
+	var total int64
+	for _, i := range todo {
+		total += layers[i].size
+	}
+	prog := startProgress(o.Progress, len(todo), total)
+	defer prog.end()
+	pl := &pull{s: s, puller: puller, ref: r, layers: layers, prog: prog, cancel: cancel}
+
+	done, err := pl.db(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	if err := s.assembleDB(); err != nil {
+	if err := s.readRows(ctx); err != nil {
+		return fail(fmt.Errorf("pulling %s: %w", r, err))
+	}
+	if err := checkRoom(o.StageIn, s.rows, skipped); err != nil {
+		return fail(fmt.Errorf("pulling %s: %w", r, err))
+	}
+	todo = slices.DeleteFunc(todo, func(i int) bool { return done[i] })
+	if err := pl.store(ctx, todo, o.Parallel); err != nil {
 		return fail(err)
 	}
 	s.close()
@@ -113,88 +155,131 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 	return st, nil
 }
 
-// pull downloads and extracts the layers, o.Parallel at a time, and
-// returns the store paths of the skipped layers.
-func (s *stager) pull(ctx context.Context, cancel context.CancelFunc, ref fmt.Stringer, layers []v1.Layer, listed [][]string, st *Staged, o Options) (map[string]bool, error) {
+// blob is one layer of the manifest.
+type blob struct {
+	digest v1.Hash
+	size   int64
+	ref    name.Digest
+}
+
+// plan returns the layers to pull and the store paths of the layers that
+// skip says need no download.
+func (s *stager) plan(layers []blob, listed [][]string, skip func(v1.Hash, []string) bool) ([]int, map[string]bool) {
 	skipped := map[string]bool{}
 	var todo []int
-	var total int64
 	for i, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		st.Layers = append(st.Layers, d)
-		if len(listed[i]) > 0 && o.Skip != nil && o.Skip(d, listed[i]) {
+		if len(listed[i]) > 0 && skip != nil && skip(l.digest, listed[i]) {
 			for _, p := range listed[i] {
 				skipped[p] = true
 			}
 			continue
 		}
-		size, err := l.Size()
-		if err != nil {
-			return nil, err
-		}
-		total += size
 		todo = append(todo, i)
 	}
-	prog := startProgress(o.Progress, len(todo), total)
-	defer prog.end()
+	return todo, skipped
+}
 
+// pull is the download of one image's layers.
+type pull struct {
+	s      *stager
+	puller *remote.Puller
+	ref    name.Reference
+	layers []blob
+	prog   *progress
+	cancel context.CancelFunc
+}
+
+func (pl *pull) layerError(i int, err error) error {
+	return fmt.Errorf("pulling %s: layer %d (%s): %w", pl.ref, i, pl.layers[i].digest, err)
+}
+
+// db reads the layers from the top down until one holds the db
+// (db.sqlite, or a whiteout that hides the db of the layers below) and
+// assembles it. It returns the layers it read that hold no store entries:
+// they need not be read again.
+func (pl *pull) db(ctx context.Context) (map[int]bool, error) {
+	done := map[int]bool{}
+	for i := len(pl.layers) - 1; i >= 0; i-- {
+		lx, err := pl.layer(ctx, i, dbPhase)
+		if err != nil {
+			return nil, pl.layerError(i, err)
+		}
+		pl.s.scanned[i] = true
+		if !lx.hasStore {
+			done[i] = true
+			pl.prog.done.Add(1)
+		}
+		if lx.db.opaque || slices.Contains(lx.db.files, "db.sqlite") {
+			break
+		}
+	}
+	if err := pl.s.assembleDB(); err != nil {
+		return nil, err
+	}
+	return done, nil
+}
+
+// store extracts the store paths of layers todo, parallel at a time.
+func (pl *pull) store(ctx context.Context, todo []int, parallel int) error {
 	var once sync.Once
 	var first error
 	failed := func(err error) error {
-		once.Do(func() { first = err; cancel() })
+		once.Do(func() { first = err; pl.cancel() })
 		return err
 	}
 	g := new(errgroup.Group)
-	g.SetLimit(o.Parallel)
+	g.SetLimit(parallel)
 	for _, i := range todo {
 		if ctx.Err() != nil {
 			break
 		}
 		g.Go(func() error {
-			if err := s.layer(ctx, i, layers[i], prog); err != nil {
-				return failed(fmt.Errorf("pulling %s: layer %d (%s): %w", ref, i, st.Layers[i], err))
+			if _, err := pl.layer(ctx, i, storePhase); err != nil {
+				return failed(pl.layerError(i, err))
 			}
-			prog.done.Add(1)
+			pl.prog.done.Add(1)
 			return nil
 		})
 	}
 	g.Wait()
 	if first != nil {
-		return nil, first
+		return first
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+		return fmt.Errorf("pulling %s: %w", pl.ref, err)
 	}
-	return skipped, nil
+	return nil
 }
 
 // layer streams one layer: download, decompress, extract, hash.
-func (s *stager) layer(ctx context.Context, index int, l v1.Layer, prog *progress) error {
+func (pl *pull) layer(ctx context.Context, index int, ph phase) (*layerExtract, error) {
+	l, err := pl.puller.Layer(ctx, pl.layers[index].ref)
+	if err != nil {
+		return nil, err
+	}
 	rc, err := l.Compressed()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(countReader{rc, prog}, 1<<20)
+	br := bufio.NewReaderSize(countReader{rc, pl.prog}, 64<<10)
 	tr, closeTar, err := decompress(br)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer closeTar()
-	if _, err := s.extract(ctx, index, tr); err != nil {
-		return err
+	lx, err := pl.s.extract(ctx, index, tr, ph)
+	if err != nil {
+		return nil, err
 	}
 	// Read to the end: the layer digest is checked at EOF.
 	if _, err := io.Copy(io.Discard, tr); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	return lx, nil
 }
 
 // decompress detects gzip, zstd or a plain tar by its magic bytes.
@@ -220,33 +305,41 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
-// verify checks the staged store against the image db: every staged path
-// is registered with its NAR hash, every registered path was staged or
-// skipped.
-func verify(s *stager, st *Staged, skipped map[string]bool) error {
-	dbFile := filepath.Join(s.dir, "nix/var/nix/db/db.sqlite")
-	if _, err := os.Stat(dbFile); err != nil {
+// readRows reads and checks the assembled image db.
+func (s *stager) readRows(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(s.dir, "nix/var/nix/db/db.sqlite")); err != nil {
 		return fmt.Errorf("%w: it has no nix/var/nix/db/db.sqlite", ErrNotNix)
 	}
-	if len(s.hashes) == 0 && len(skipped) == 0 {
-		return fmt.Errorf("%w: it has no store paths", ErrNotNix)
-	}
-	rows, err := readDB(dbFile)
+	rows, err := store.ReadImagePaths(ctx, s.dir)
 	if err != nil {
 		return err
 	}
+	if len(rows) == 0 {
+		return fmt.Errorf("%w: it has no store paths", ErrNotNix)
+	}
+	s.rows = rows
+	return nil
+}
+
+// verify checks the staged store against the image db: every staged path
+// has the NAR hash and size its row declares, every registered path was
+// staged or skipped.
+func verify(s *stager, st *Staged, skipped map[string]bool) error {
 	for p, h := range s.hashes {
-		want, ok := rows[p]
+		want, ok := s.rows[p]
 		if !ok {
 			return fmt.Errorf("store path %s is not registered in the image db", p)
 		}
-		if !sameHash(want, h) {
-			return fmt.Errorf("store path %s: NAR hash %s does not match the image db's %s", p, h, want)
+		if h != want.NarHash {
+			return fmt.Errorf("store path %s: NAR hash %s does not match the image db's %s", p, h, want.NarHash)
+		}
+		if n := s.sizes[p]; n != want.NarSize {
+			return fmt.Errorf("store path %s: its NAR is %d bytes, the image db's narSize says %d", p, n, want.NarSize)
 		}
 		st.Paths = append(st.Paths, p)
 	}
 	var missing []string
-	for p := range rows {
+	for p := range s.rows {
 		if _, ok := s.hashes[p]; !ok && !skipped[p] {
 			missing = append(missing, p)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 	"gitlab.com/hydrafy/hydrafy/internal/narhash"
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // stager is the state that the layer workers of one Stage share.
@@ -25,13 +26,19 @@ type stager struct {
 	umask int
 
 	written atomic.Int64
-	onWrite func(int64)
+	dbBytes atomic.Int64 // db file bytes written, at most maxDBBytes
 	reread  atomic.Int64 // store paths hashed from disk, not while extracted
+	// rows is what the image db declares for each store path; it is read
+	// before any store path is written.
+	rows map[string]store.PathInfo
 
-	mu     sync.Mutex
-	claims map[string]int    // store path name → layer index
-	hashes map[string]string // store path → computed NAR hash
-	db     []*dbLayer        // by layer index
+	mu      sync.Mutex
+	claims  map[string]int    // store path name → layer index
+	hashes  map[string]string // store path → computed NAR hash
+	sizes   map[string]int64  // store path → computed NAR size
+	summed  map[string]int64  // store path → NAR size added up while extracting
+	db      []*dbLayer        // by layer index
+	scanned map[int]bool      // layers whose db the db phase took
 }
 
 // newStager creates the staging dir in parent with the store skeleton.
@@ -45,7 +52,8 @@ func newStager(parent string, layers int) (*stager, error) {
 		removeTree(dir)
 		return nil, fmt.Errorf("creating the staging dir: %w", err)
 	}
-	s := &stager{dir: dir, chown: os.Geteuid() == 0 && os.Getegid() != 0, umask: umask(), claims: map[string]int{}, hashes: map[string]string{}, db: make([]*dbLayer, layers)}
+	s := &stager{dir: dir, chown: os.Geteuid() == 0 && os.Getegid() != 0, umask: umask(), claims: map[string]int{}, hashes: map[string]string{},
+		sizes: map[string]int64{}, summed: map[string]int64{}, db: make([]*dbLayer, layers), scanned: map[int]bool{}}
 	if err := s.open(); err != nil {
 		s.close()
 		removeTree(dir)
@@ -101,28 +109,31 @@ func (s *stager) setDB(index int, l dbLayer) {
 	}
 }
 
-func (s *stager) addWritten(n int64) {
-	s.written.Add(n)
-	if s.onWrite != nil {
-		s.onWrite(n)
-	}
-}
+func (s *stager) addWritten(n int64) { s.written.Add(n) }
 
 // hash reads a finished store path back and records its NAR hash.
 func (s *stager) hash(name string) error {
 	s.reread.Add(1)
-	h, _, err := narhash.Of(filepath.Join(s.dir, "nix/store", name))
+	h, n, err := narhash.Of(filepath.Join(s.dir, "nix/store", name))
 	if err != nil {
 		return err
 	}
-	s.setHash(name, h)
+	s.setHash(name, h, n)
 	return nil
 }
 
-// setHash records the NAR hash of store path name.
-func (s *stager) setHash(name, h string) {
+// setHash records the NAR hash and size of store path name.
+func (s *stager) setHash(name, h string, size int64) {
 	s.mu.Lock()
 	s.hashes["/nix/store/"+name] = h
+	s.sizes["/nix/store/"+name] = size
+	s.mu.Unlock()
+}
+
+// counted records the NAR size added up while store path name was extracted.
+func (s *stager) counted(name string, n int64) {
+	s.mu.Lock()
+	s.summed["/nix/store/"+name] = n
 	s.mu.Unlock()
 }
 

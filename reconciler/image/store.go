@@ -32,10 +32,17 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 	}
 	p := lx.paths[name]
 	if p == nil {
+		// Only paths the image db declares are written, and no more of
+		// each than its declared NAR size.
+		info, ok := lx.s.rows["/nix/store/"+name]
+		if !ok {
+			return fmt.Errorf("entry %q: store path /nix/store/%s has no row in the image db: refused before writing it", hdr.Name, name)
+		}
 		if err := lx.s.claim(name, lx.index); err != nil {
 			return err
 		}
-		p = &storePath{name: name, kinds: map[string]kind{}, fds: map[string]int{}, nar: newNarStream()}
+		p = &storePath{name: name, kinds: map[string]kind{}, files: map[string]fileMeta{}, fds: map[string]int{}, nar: newNarStream(),
+			narBytes: narHeader, declared: info.NarSize}
 		lx.paths[name] = p
 		lx.order = append(lx.order, name)
 	}
@@ -51,6 +58,19 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 		}
 		return fmt.Errorf("entry %q: /nix/store/%s already holds a %s there", hdr.Name, p.full(rel), k)
 	}
+	exec := hdr.Mode&0o100 != 0
+	var cost int64
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		cost = entryCost(rel) + dirNode
+	case tar.TypeReg:
+		cost = entryCost(rel) + fileNode(hdr.Size, exec)
+	case tar.TypeSymlink:
+		cost = entryCost(rel) + symlinkNode(hdr.Linkname)
+	}
+	if err := p.grow(cost); err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
+	}
 	var err error
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -59,9 +79,10 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 			p.nar.dir(rel)
 		}
 	case tar.TypeReg:
-		err = lx.file(p, rel, hdr.Mode&0o100 != 0, hdr.Size, r)
+		err = lx.file(p, rel, exec, hdr.Size, r)
 		if err == nil {
 			p.kinds[rel] = fileKind
+			p.files[rel] = fileMeta{size: hdr.Size, exec: exec}
 		}
 	case tar.TypeSymlink:
 		err = lx.symlink(p, rel, hdr.Linkname)
@@ -101,6 +122,9 @@ func (lx *layerExtract) ensureDir(p *storePath, rel, entry string) error {
 	}
 	if ok {
 		return fmt.Errorf("entry %q lies below a %s (/nix/store/%s)", entry, k, p.full(rel))
+	}
+	if err := p.grow(entryCost(rel) + dirNode); err != nil {
+		return fmt.Errorf("entry %q: %w", entry, err)
 	}
 	if err := lx.mkdir(p, rel); err != nil {
 		return fmt.Errorf("extracting %q: %w", entry, err)
@@ -258,6 +282,12 @@ func (lx *layerExtract) finish(p *storePath) error {
 		for _, l := range p.links {
 			switch p.kinds[l.target] {
 			case fileKind:
+				// The NAR holds the target's contents once more.
+				m := p.files[l.target]
+				if err := p.grow(entryCost(l.name) + fileNode(m.size, m.exec)); err != nil {
+					return fmt.Errorf("hardlink /nix/store/%s: %w", p.full(l.name), err)
+				}
+				p.files[l.name] = m
 				if err := lx.link(p, l); err != nil {
 					return fmt.Errorf("hardlinking /nix/store/%s: %w", p.full(l.name), err)
 				}
@@ -293,8 +323,9 @@ func (lx *layerExtract) finish(p *storePath) error {
 		}
 	}
 	p.closeFds()
-	if h, ok := p.nar.sum(); ok {
-		lx.s.setHash(p.name, h)
+	lx.s.counted(p.name, p.narBytes)
+	if h, n, ok := p.nar.sum(); ok {
+		lx.s.setHash(p.name, h, n)
 		return nil
 	}
 	return lx.s.hash(p.name)

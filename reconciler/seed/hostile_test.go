@@ -27,7 +27,15 @@ type fixture struct {
 	path  string  // /nix/store/<hand>
 	other string  // another store path of the image
 	paths []string
+	// roomy is base with a db that leaves room for the entries a hostile
+	// layer adds: the hand path's narSize is larger than its tree's, and
+	// the evil path has a row. It shows the entry checks refuse what the
+	// db checks would let through.
+	roomy v1.Image
 }
+
+// evil is a store path that hostile layers create; only roomy declares it.
+var evil = "/nix/store/" + strings.Repeat("a", 32) + "-evil"
 
 func newFixture(t *testing.T) fixture {
 	const tool = "#!/bin/sh\necho tool\n"
@@ -55,6 +63,11 @@ func newFixture(t *testing.T) fixture {
 	if f.base, err = synth.Image(root, synth.ImageOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	nixtest.ExecSQL(t, root, `update ValidPaths set narSize = narSize + 65536 where path = ?`, f.path)
+	nixtest.ExecSQL(t, root, `insert into ValidPaths (path, hash, registrationTime, narSize) values (?, 'sha256:`+strings.Repeat("0", 64)+`', 1, 65536)`, evil)
+	if f.roomy, err = synth.Image(root, synth.ImageOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -68,7 +81,6 @@ func (f fixture) name(rel string) string { return f.path + "/" + rel }
 func TestHostileEntries(t *testing.T) {
 	f := newFixture(t)
 	host := nixtest.Registry(t)
-	evil := "/nix/store/" + strings.Repeat("a", 32) + "-evil"
 	type layers = [][]entry
 	for i, tc := range []struct {
 		name   string
@@ -330,7 +342,11 @@ func TestHostileEntries(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(outside, "canary"), []byte("canary\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			nixtest.PushImage(t, ref, appendLayers(t, f.base, tc.layers(outside)...))
+			img := f.base
+			if tc.wantErr != "" {
+				img = f.roomy
+			}
+			nixtest.PushImage(t, ref, appendLayers(t, img, tc.layers(outside)...))
 			dir := filepath.Join(base, "store")
 
 			if tc.wantErr != "" {

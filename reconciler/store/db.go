@@ -200,6 +200,9 @@ func readImageDB(ctx context.Context, stagedDir string) (*imageDB, error) {
 	if err := outs.Close(); err != nil {
 		return nil, fmt.Errorf("reading image derivation outputs: %w", err)
 	}
+	if err := checkImageDB(img); err != nil {
+		return nil, err
+	}
 	return img, nil
 }
 

@@ -236,9 +236,6 @@ func plan(ctx context.Context, q querier, img *imageDB) (*mergePlan, error) {
 	p := &mergePlan{}
 	adding := map[string]bool{}
 	for _, r := range img.rows {
-		if err := checkStorePath(r.path); err != nil {
-			return nil, fmt.Errorf("image db: %w", err)
-		}
 		_, hash, ok, err := lookup(ctx, q, r.path)
 		if err != nil {
 			return nil, fmt.Errorf("reading live db: %w", err)

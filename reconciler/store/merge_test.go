@@ -201,7 +201,7 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 		}, "stage the image again: " + newPath},
 		{"not a store path", func(t *testing.T, staged string) {
 			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
-		}, "not a store path"},
+		}, "column path: store path \"/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa\" contains illegal base-32 character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,7 +246,7 @@ func TestMergeCopiesRows(t *testing.T) {
 	added := minus(storePaths(releaseB), storePaths(releaseA))
 	drv, out := added[0], added[1]
 	execSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
-		sigs = 'cache.example.org-1:c2ln', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)
+		sigs = 'cache.example.org-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)
 	execSQL(t, staged, `insert into DerivationOutputs (drv, id, path) values ((select id from ValidPaths where path = ?), 'out', ?)`, drv, out)
 	// Spread the live ids away from the image's so that copied ids would show.
 	execSQL(t, live, `insert into ValidPaths (id, path, hash, registrationTime) values (5000, '/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone', 'sha256:00', 1); delete from ValidPaths where id = 5000`)

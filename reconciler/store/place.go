@@ -19,18 +19,6 @@ import (
 // ignores names starting with a dot; the next merge deletes them.
 const trashPrefix = ".hydrafy-trash-"
 
-// errNotStorePath marks an image db row whose path is not a plain store path.
-var errNotStorePath = errors.New("not a store path")
-
-// checkStorePath accepts only /nix/store/<32-char hash>-<name>.
-func checkStorePath(p string) error {
-	base, ok := strings.CutPrefix(p, "/nix/store/")
-	if !ok || len(base) < 34 || base[32] != '-' || strings.ContainsAny(base, "/\x00") || strings.HasPrefix(base, ".") {
-		return fmt.Errorf("%w: %q", errNotStorePath, p)
-	}
-	return nil
-}
-
 // ErrStagedMissing marks a merge stopped (before any change) because the
 // staged store lacks a path the live store does not hold either: its layer
 // was skipped while the path was valid, or the staged dir was damaged.
