@@ -101,4 +101,3 @@ func (s *stager) assembleDB() error {
 	}
 	return nil
 }
-
