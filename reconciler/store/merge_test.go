@@ -199,6 +199,10 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "stage the image again: " + newPath},
+		// A merge checks the rows itself, whoever staged the store.
+		{"deriver outside the store", func(t *testing.T, staged string) {
+			execSQL(t, staged, `update ValidPaths set deriver = '/tmp/evil.drv' where path = ?`, newPath)
+		}, "column deriver: path \"/tmp/evil.drv\" is not in the Nix store"},
 		{"not a store path", func(t *testing.T, staged string) {
 			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
 		}, "column path: store path \"/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa\" contains illegal base-32 character"},
