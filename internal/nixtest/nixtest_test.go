@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -93,5 +94,24 @@ func TestRegistryRoundTrip(t *testing.T) {
 	}
 	if len(layers) != len(spec.Paths)+1 {
 		t.Errorf("image has %d layers, want one per store path plus the top layer (%d)", len(layers), len(spec.Paths)+1)
+	}
+}
+
+// TestPeakDisk sees a file that exists only while fn runs.
+func TestPeakDisk(t *testing.T) {
+	dir := t.TempDir()
+	peak := nixtest.PeakDisk(t, dir, func() {
+		p := filepath.Join(dir, "f")
+		if err := os.WriteFile(p, make([]byte, 8<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.Open(p)
+		f.Sync()
+		f.Close()
+		time.Sleep(20 * time.Millisecond)
+		os.Remove(p)
+	})
+	if peak < 8<<20 {
+		t.Errorf("peak %d, want at least 8 MiB", peak)
 	}
 }
