@@ -42,7 +42,7 @@ func (s *storeStager) Stage(ctx context.Context, ref string) (reconciler.Staged,
 	}
 	p, err := seed.StageMerge(ctx, ref, s.live, s.opts)
 	if err != nil {
-		if errors.Is(err, image.ErrNotNix) {
+		if errors.Is(err, image.ErrNotNix) || errors.Is(err, store.ErrBadRow) {
 			err = reconciler.Terminal(err)
 		}
 		return nil, err
@@ -91,7 +91,7 @@ func (g *storeStaged) PathsToAdd(ctx context.Context) (int, error) {
 // schema that differs from the live store's, an image whose closure the
 // live store cannot complete.
 func terminalMerge(err error) error {
-	if errors.Is(err, store.ErrSchema) || errors.Is(err, store.ErrClosure) {
+	if errors.Is(err, store.ErrSchema) || errors.Is(err, store.ErrClosure) || errors.Is(err, store.ErrBadRow) {
 		return reconciler.Terminal(err)
 	}
 	return err

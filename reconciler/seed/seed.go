@@ -91,19 +91,19 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	case t.holdsStore && !o.Replace:
 		return merge(ctx, ref, t.dir, o)
 	}
+	// The staging area sits in DIR, or in its parent when DIR is missing
+	// (the same filesystem either way); a run killed meanwhile leaves it
+	// unlocked, and the next run into the same place deletes it.
+	area, err := newStagingArea(ctx, t.stageIn, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer area.Close()
 	pull := o.Image
 	if pull.Log == nil {
 		pull.Log = o.Log
 	}
-	pull.StageIn = t.stageIn
-	if t.exists {
-		area, err := newStagingArea(ctx, t.dir, o.Log)
-		if err != nil {
-			return nil, err
-		}
-		defer area.Close()
-		pull.StageIn = area.dir
-	}
+	pull.StageIn = area.dir
 	st, err := image.Stage(ctx, ref, pull)
 	if err != nil {
 		return nil, err
