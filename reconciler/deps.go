@@ -29,6 +29,14 @@ type Holder interface {
 	Held(ctx context.Context, digests []string) (map[string]bool, error)
 }
 
+// Sweeper is an optional interface of a Stager: it removes staging dirs
+// that a killed process left next to the live store (a pass killed after
+// its commit stages nothing when it recovers, so no stage cleans them).
+// The first pass of a process and every recovery sweep.
+type Sweeper interface {
+	Sweep(ctx context.Context) error
+}
+
 // Planner is an optional interface of a Staged: how many store paths a
 // commit would add. A staged store that would add none is recorded as
 // seeded without draining the runner (the live store holds it already).

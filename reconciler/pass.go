@@ -66,7 +66,9 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		// it back before anything else.
 		p.set(func(rep *Report) { rep.Recovery = true })
 		p.paused, p.stopped, p.wasPaused = inflight.Paused, inflight.Stopped, inflight.WasPaused
+		p.stoppedAt = inflight.StoppedAt
 		p.recovering = true
+		p.sweep(ctx)
 		if !p.restore(ctx) {
 			return
 		}
@@ -74,6 +76,10 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		p.paused, p.unpaused, p.stopped, p.started, p.stoppedAt = false, false, false, false, time.Time{}
 		p.wasPaused = false
 		p.recovering = false
+	} else if !r.swept {
+		// The first pass of this process: a killed one may have left
+		// staging dirs behind.
+		p.sweep(ctx)
 	}
 
 	obs := p.observe(ctx)
@@ -91,7 +97,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	if len(missing) == 0 {
 		p.configure(ctx, pinned)
 		p.set(func(rep *Report) {
-			if !rep.Changed && len(p.errs) == 0 {
+			if !rep.Changed && len(rep.Restored) == 0 && len(p.errs) == 0 {
 				rep.Result = ResultNoop
 			} else {
 				rep.Result = ResultOK
@@ -138,6 +144,9 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		return
 	}
 	p.stoppedAt = r.opts.Now()
+	if p.inflight(func(in *InFlight) { in.StoppedAt = p.stoppedAt }) != nil {
+		return
+	}
 	for _, s := range staged {
 		p.commit(crit, s)
 	}

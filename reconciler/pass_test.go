@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -343,7 +344,8 @@ func TestPassKeepsAdminPause(t *testing.T) {
 	// A pass cut short after the stop: the next process starts the runner
 	// and leaves it paused.
 	r = newRig(t)
-	b, err := json.Marshal(State{InFlight: &InFlight{Run: "x", Paused: true, Stopped: true, WasPaused: true}})
+	stoppedAt := time.Date(2025, 12, 31, 23, 59, 0, 0, time.UTC) // a minute before the rig's clock
+	b, err := json.Marshal(State{InFlight: &InFlight{Run: "x", Paused: true, Stopped: true, WasPaused: true, StoppedAt: stoppedAt}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,5 +362,13 @@ func TestPassKeepsAdminPause(t *testing.T) {
 	}
 	if n := r.calls.count("unpause"); n != 0 {
 		t.Errorf("recovery unpaused an administrator's pause: %v", r.calls.list())
+	}
+	// The report says what the recovery did and the downtime since the
+	// killed pass's stop, recorded in state.
+	if diff := cmp.Diff([]string{"started", "left paused"}, rep.Restored); diff != "" {
+		t.Errorf("restored (-want +got):\n%s", diff)
+	}
+	if rep.DowntimeSeconds < 60 || rep.Result == ResultNoop {
+		t.Errorf("recovery: downtime %.1fs, result %s; want at least the minute since the stop, not noop", rep.DowntimeSeconds, rep.Result)
 	}
 }

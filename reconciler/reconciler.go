@@ -129,6 +129,7 @@ type Reconciler struct {
 	current *Report // the running pass, as far as it got
 	wake    chan struct{}
 	lock    *os.File // flock on the state dir, held while the Reconciler lives
+	swept   bool     // stale staging dirs were swept by a pass of this process
 }
 
 // New loads the state from opts.StateDir and returns a Reconciler.

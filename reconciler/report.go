@@ -44,10 +44,14 @@ type Report struct {
 	Image    string   `json:"image,omitempty"`
 	Changed  bool     `json:"config_changed"`
 	Recovery bool     `json:"recovery,omitempty"`
+	// Restored says what a recovery did to bring the runner back after a
+	// killed pass ("started", "unpaused", "left paused").
+	Restored []string `json:"restored,omitempty"`
 
 	Commits []CommitReport `json:"commits,omitempty"`
 	Steps   []Step         `json:"steps"`
-	// Downtime is the time between the runner's stop and its start again.
+	// Downtime is the time between the runner's stop and its start again;
+	// a recovery counts from the killed pass's stop.
 	DowntimeSeconds float64 `json:"downtime_seconds"`
 	Seconds         float64 `json:"seconds"`
 }

@@ -4,20 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
-// start starts the runner and records the downtime since the stop.
+// start starts the runner and records the downtime since the stop (for a
+// recovery, the stop of the killed pass).
 func (p *passRun) start(ctx context.Context) bool {
 	r := p.r
 	if p.step(ctx, "start", "", r.opts.Runner.Start) != nil {
 		return false
 	}
 	p.started = true
+	if p.recovering {
+		p.set(func(rep *Report) { rep.Restored = append(rep.Restored, "started") })
+	}
 	if !p.stoppedAt.IsZero() {
 		down := r.opts.Now().Sub(p.stoppedAt)
-		p.set(func(rep *Report) { rep.DowntimeSeconds = seconds(down) })
+		// A recovery that stops the runner again adds both downtimes.
+		p.set(func(rep *Report) { rep.DowntimeSeconds += seconds(down) })
 	}
-	return p.inflight(func(in *InFlight) { in.Stopped = false }) == nil
+	return p.inflight(func(in *InFlight) { in.Stopped, in.StoppedAt = false, time.Time{} }) == nil
 }
 
 // checkRunning records whether the runner came up after the start.
@@ -38,10 +44,15 @@ func (p *passRun) checkRunning(ctx context.Context) {
 // paused before the drain (an administrator's pause stays).
 func (p *passRun) unpause(ctx context.Context) bool {
 	r := p.r
+	restored := "unpaused"
 	if p.wasPaused {
+		restored = "left paused"
 		r.log.Info("leaving the runner paused: it was paused before the drain", "run", p.rep.ID)
 	} else if p.step(ctx, "unpause", "", r.opts.Runner.Unpause) != nil {
 		return false
+	}
+	if p.recovering {
+		p.set(func(rep *Report) { rep.Restored = append(rep.Restored, restored) })
 	}
 	p.unpaused = true
 	return p.inflight(func(in *InFlight) { in.Paused = false }) == nil
@@ -79,4 +90,20 @@ func (p *passRun) restore(ctx context.Context) bool {
 		return p.unpause(ctx)
 	}
 	return true
+}
+
+// sweep asks the stager to remove stale staging dirs; a failure is only
+// logged: it costs disk, not correctness.
+func (p *passRun) sweep(ctx context.Context) {
+	r := p.r
+	r.mu.Lock()
+	r.swept = true
+	r.mu.Unlock()
+	sw, ok := r.opts.Stager.(Sweeper)
+	if !ok {
+		return
+	}
+	if err := sw.Sweep(ctx); err != nil {
+		r.log.Warn("removing stale staging dirs", "run", p.rep.ID, "err", err)
+	}
 }

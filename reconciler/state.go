@@ -57,6 +57,9 @@ type InFlight struct {
 	// WasPaused: the runner was paused before the pass paused it (by an
 	// administrator); it is left paused.
 	WasPaused bool `json:"was_paused,omitempty"`
+	// StoppedAt is when the runner stopped: a pass that restarts it after
+	// a killed process reports the downtime from there.
+	StoppedAt time.Time `json:"stopped_at,omitzero"`
 }
 
 // Observation is what the watched projects' default and proposal branches

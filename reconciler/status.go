@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Status is a snapshot of the reconciler for /status.
@@ -20,6 +22,9 @@ type Status struct {
 	Last *Report `json:"last,omitempty"`
 	// Runs are the last finished passes kept in state, newest last.
 	Runs []Report `json:"runs,omitempty"`
+	// StoreFreeBytes is the free space of the live store's filesystem
+	// (what an unprivileged writer may use); nil when it cannot be read.
+	StoreFreeBytes *int64 `json:"store_free_bytes,omitempty"`
 }
 
 // Status returns a snapshot that the caller may keep.
@@ -42,7 +47,20 @@ func (r *Reconciler) Status() Status {
 		s.Last = &st.Runs[n-1]
 		s.Runs = st.Runs
 	}
+	if free, err := FreeBytes(r.opts.StoreDir); err == nil {
+		s.StoreFreeBytes = &free
+	}
 	return s
+}
+
+// FreeBytes returns the free space of the filesystem that holds dir, as
+// df shows it (blocks available to unprivileged users).
+func FreeBytes(dir string) (int64, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return 0, fmt.Errorf("reading the free space of %s: %w", dir, err)
+	}
+	return int64(fs.Bavail) * fs.Bsize, nil
 }
 
 // DefaultBranch returns the default branch last observed for a watched

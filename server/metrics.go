@@ -1,7 +1,10 @@
 package server
 
 import (
+	"math"
 	"net/http"
+	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +29,8 @@ type Metrics struct {
 	storePathsAdded   prometheus.Counter
 	storeBytesAdded   prometheus.Counter
 	webhooks          *prometheus.CounterVec
+	// storeFree reads the live store's free bytes for each scrape.
+	storeFree atomic.Pointer[func() (int64, bool)]
 }
 
 // NewMetrics registers every metric on a new registry.
@@ -71,7 +76,17 @@ func NewMetrics() *Metrics {
 			Name: "hydrafy_webhooks_total", Help: "Webhook deliveries by event and result.",
 		}, []string{"event", "result"}),
 	}
-	m.reg.MustRegister(m.watchPasses, m.digestChanges, m.mergeRequests, m.reconciles,
+	storeFree := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hydrafy_store_free_bytes", Help: "Free bytes of the live store's filesystem (NaN when unknown).",
+	}, func() float64 {
+		if f := m.storeFree.Load(); f != nil {
+			if n, ok := (*f)(); ok {
+				return float64(n)
+			}
+		}
+		return math.NaN()
+	})
+	m.reg.MustRegister(storeFree, m.watchPasses, m.digestChanges, m.mergeRequests, m.reconciles,
 		m.reconcileDuration, m.downtime, m.lastDowntime, m.storePaths, m.storeBytes,
 		m.storePathsAdded, m.storeBytesAdded, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -99,6 +114,9 @@ func (m *Metrics) ObserveReport(rep reconciler.Report) {
 			stopped = true
 		}
 	}
+	if rep.Recovery && slices.Contains(rep.Restored, "started") {
+		stopped = true // by the killed pass
+	}
 	if stopped {
 		m.downtime.Observe(rep.DowntimeSeconds)
 		m.lastDowntime.Set(rep.DowntimeSeconds)
@@ -112,6 +130,10 @@ func (m *Metrics) ObserveReport(rep reconciler.Report) {
 		}
 	}
 }
+
+// WatchStoreFree makes each scrape report what free returns as the live
+// store's free bytes (false: unknown).
+func (m *Metrics) WatchStoreFree(free func() (int64, bool)) { m.storeFree.Store(&free) }
 
 // ObserveWatch records a watch and propose pass.
 func (m *Metrics) ObserveWatch(res WatchResult, err error) {

@@ -106,6 +106,13 @@ func New(opts Options) (*Server, error) {
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
+	rec := opts.Reconciler
+	opts.Metrics.WatchStoreFree(func() (int64, bool) {
+		if n := rec.Status().StoreFreeBytes; n != nil {
+			return *n, true
+		}
+		return 0, false
+	})
 	s := &Server{
 		opts:    opts,
 		log:     opts.Log,

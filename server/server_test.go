@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,11 +142,24 @@ func TestResyncWaitReturnsReportAndStatus(t *testing.T) {
 		t.Errorf("status projects = %+v", st.Projects)
 	}
 
+	if st.StoreFreeBytes == nil || *st.StoreFreeBytes <= 0 {
+		t.Errorf("status store_free_bytes = %v, want the store filesystem's free bytes", st.StoreFreeBytes)
+	}
+
 	m := get(t, url+"/metrics", 200)
 	for _, want := range []string{`hydrafy_reconciles_total{result="ok"} 1`, "hydrafy_runner_downtime_seconds_count 1", "hydrafy_store_paths 10", "hydrafy_store_bytes_added_total 2048"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	var free float64
+	for _, line := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(line, "hydrafy_store_free_bytes "); ok {
+			free, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if free <= 0 {
+		t.Errorf("metric hydrafy_store_free_bytes = %v, want the store filesystem's free bytes", free)
 	}
 }
 

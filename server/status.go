@@ -27,6 +27,8 @@ type statusDoc struct {
 	Last     *reconciler.Report   `json:"last"`
 	// Recent are the last few finished passes, newest last.
 	Recent []reconciler.Report `json:"recent"`
+	// StoreFreeBytes is the free space of the live store's filesystem.
+	StoreFreeBytes *int64 `json:"store_free_bytes,omitempty"`
 }
 
 // recentRuns is how many finished passes /status lists.
@@ -64,6 +66,8 @@ func (s *Server) statusDoc() statusDoc {
 		Last:     rs.Last,
 		Projects: []projectStatus{},
 		Recent:   rs.Runs[max(0, len(rs.Runs)-recentRuns):],
+
+		StoreFreeBytes: rs.StoreFreeBytes,
 	}
 	if w.Result != nil {
 		doc.Tracked = w.Result.Digest

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
@@ -23,10 +25,25 @@ import (
 const daemonEnv = "HYDRAFY_TEST_DAEMON"
 
 // hangingStager's commit announces itself in a file and never returns.
-type hangingStager struct{ mark string }
+// Its stage leaves a staging area in the store dir, locked as a real one
+// is, so that the kill leaves it behind.
+type hangingStager struct{ mark, store string }
 
 func (h hangingStager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
 	_, d, _ := strings.Cut(ref, "@")
+	area := filepath.Join(h.store, ".hydrafy-stage-killed")
+	if err := os.MkdirAll(filepath.Join(area, "nix/store"), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(area)
+	if err != nil {
+		return nil, err
+	}
+	// Held until the process dies: the flock is what tells a staging area
+	// in use from a stale one.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return nil, err
+	}
 	return hangingStaged{h, d}, nil
 }
 
@@ -53,7 +70,7 @@ func hangingDaemon(path string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err = serve(context.Background(), cfg, log, hangingStager{mark: filepath.Join(cfg.Server.StateDir, "..", "committing")}, nil)
+	err = serve(context.Background(), cfg, log, hangingStager{mark: filepath.Join(cfg.Server.StateDir, "..", "committing"), store: cfg.Store.Dir}, nil)
 	fmt.Fprintln(os.Stderr, "daemon returned:", err)
 	return 1
 }
@@ -163,10 +180,14 @@ schedule = "@every 24h"
 	if err := reconcileOnce(context.Background(), cfg, slog.New(slog.DiscardHandler), stager, false, &out); err != nil {
 		t.Fatalf("reconcile after the kill: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"result:   ok", "recovery: ", "seeded:   " + e2eDigest} {
+	for _, want := range []string{"result:   ok", "recovery: ", "runner started and unpaused first (down ", "seeded:   " + e2eDigest} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("reconcile output lacks %q:\n%s", want, out.String())
 		}
+	}
+	// The downtime runs from the killed pass's stop, recorded in state.
+	if strings.Contains(out.String(), "(down 0.000s") || strings.Contains(out.String(), "downtime: 0.000s") {
+		t.Errorf("the recovery reports no downtime since the killed pass's stop:\n%s", out.String())
 	}
 	if paused, err := emu.RunnerPaused(runnerID); err != nil || paused {
 		t.Errorf("runner paused = %v, %v after the reconcile", paused, err)
@@ -177,6 +198,9 @@ schedule = "@every 24h"
 	}
 	if len(stager.commits) != 1 {
 		t.Errorf("commits %v, want one", stager.commits)
+	}
+	if _, err := os.Stat(filepath.Join(store, ".hydrafy-stage-killed")); !os.IsNotExist(err) {
+		t.Errorf("the killed daemon's staging area is still there after the recovery: %v", err)
 	}
 }
 

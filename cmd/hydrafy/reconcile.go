@@ -74,7 +74,11 @@ func printReport(w io.Writer, r reconciler.Report) {
 	fmt.Fprintf(w, "run:      %s\n", r.ID)
 	fmt.Fprintf(w, "result:   %s\n", r.Result)
 	if r.Recovery {
-		fmt.Fprintln(w, "recovery: the runner was left paused or stopped by an interrupted pass; restored first")
+		what := "restored"
+		if len(r.Restored) > 0 {
+			what = "runner " + strings.Join(r.Restored, " and ")
+		}
+		fmt.Fprintf(w, "recovery: the runner was left paused or stopped by an interrupted pass; %s first (down %.3fs since its stop)\n", what, r.DowntimeSeconds)
 	}
 	fmt.Fprintf(w, "desired:  %s\n", orNone(r.Desired))
 	fmt.Fprintf(w, "missing:  %s\n", orNone(r.Missing))

@@ -24,6 +24,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
+	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 )
 
 // TestMain lets the test binary be the stand-in runner when started with
@@ -61,6 +62,9 @@ type lockStager struct {
 	mu      sync.Mutex
 	commits []string
 }
+
+// Sweep removes stale staging areas as the real stager does.
+func (s *lockStager) Sweep(ctx context.Context) error { return seed.SweepStaging(ctx, s.dir, nil) }
 
 func (s *lockStager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
 	_, d, ok := strings.Cut(ref, "@")

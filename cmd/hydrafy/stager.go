@@ -24,8 +24,14 @@ type storeStager struct {
 var (
 	_ reconciler.Stager  = (*storeStager)(nil)
 	_ reconciler.Holder  = (*storeStager)(nil)
+	_ reconciler.Sweeper = (*storeStager)(nil)
 	_ reconciler.Planner = (*storeStaged)(nil)
 )
+
+// Sweep removes the staging dirs in the live store dir that no run holds.
+func (s *storeStager) Sweep(ctx context.Context) error {
+	return seed.SweepStaging(ctx, s.live, s.opts.Log)
+}
 
 // Held reports which digests the live store still holds entirely, by the
 // layer records and the live db (no lock: jobs may run).

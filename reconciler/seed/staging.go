@@ -90,6 +90,21 @@ func lockWait(ctx context.Context, dir string, log *slog.Logger) (*os.File, erro
 	}
 }
 
+// SweepStaging deletes the staging areas in dir that no run holds (left
+// by a killed seed or reconcile); areas in use stay.
+func SweepStaging(ctx context.Context, dir string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d, err := lockWait(ctx, dir, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	removeStale(dir, log)
+	return nil
+}
+
 // removeStale deletes the staging areas in dir that no run holds.
 func removeStale(dir string, log *slog.Logger) {
 	entries, err := os.ReadDir(dir)
