@@ -38,7 +38,7 @@ var bench struct {
 	once sync.Once
 	host string
 	tmp  string
-	refs map[int]string
+	refs map[string]string
 }
 
 func TestMain(m *testing.M) {
@@ -153,6 +153,12 @@ func exportExtract(ref, dir string) error {
 // benchImage returns a one-path-per-layer image of 100 paths with files
 // files of 30 kB each, built once per process.
 func benchImage(b *testing.B, files int) string {
+	return benchImageOf(b, 100, files, 30_000)
+}
+
+// benchImageOf returns a one-path-per-layer image of paths paths with
+// files files of size bytes each, built once per process.
+func benchImageOf(b *testing.B, paths, files, size int) string {
 	bench.once.Do(func() {
 		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 		bench.host = strings.TrimPrefix(srv.URL, "http://")
@@ -160,13 +166,14 @@ func benchImage(b *testing.B, files int) string {
 		if bench.tmp, err = os.MkdirTemp("", "hydrafy-bench-"); err != nil {
 			b.Fatal(err)
 		}
-		bench.refs = map[int]string{}
+		bench.refs = map[string]string{}
 	})
-	if ref, ok := bench.refs[files]; ok {
+	key := fmt.Sprintf("%d-%d-%d", paths, files, size)
+	if ref, ok := bench.refs[key]; ok {
 		return ref
 	}
-	root := filepath.Join(bench.tmp, fmt.Sprintf("src-%d", files))
-	spec := synth.Release(synth.ReleaseOptions{Version: fmt.Sprint(files), Paths: 100, FilesPerPath: files, FileSize: 30_000})
+	root := filepath.Join(bench.tmp, "src-"+key)
+	spec := synth.Release(synth.ReleaseOptions{Version: key, Paths: paths, FilesPerPath: files, FileSize: size})
 	if _, err := synth.Build(root, spec); err != nil {
 		b.Fatal(err)
 	}
@@ -174,12 +181,12 @@ func benchImage(b *testing.B, files int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ref := fmt.Sprintf("%s/bench/nix:%d", bench.host, files)
+	ref := fmt.Sprintf("%s/bench/nix:%s", bench.host, key)
 	r, _ := name.ParseReference(ref, name.Insecure)
 	if err := remote.Write(r, img); err != nil {
 		b.Fatal(err)
 	}
-	bench.refs[files] = ref
+	bench.refs[key] = ref
 	return ref
 }
 
@@ -268,4 +275,33 @@ func BenchmarkSeed(b *testing.B) {
 			b.ReportMetric(float64(seedRSS)/1e6, "seed-peak-MB")
 		})
 	}
+}
+
+// BenchmarkSeedLayers seeds an image of 2,000 one-file layers (one small
+// store path each) and reports the CPU time (user + system of the seeding
+// process) per layer, against `crane export | tar -x` of the same image
+// in the same run: what each layer costs beyond creating its files.
+func BenchmarkSeedLayers(b *testing.B) {
+	const layers = 2000
+	ref := benchImageOf(b, layers-1, 1, 64) // and the top layer
+	modes := []string{"baseline", "seed-nosync"}
+	for _, m := range modes {
+		child(b, m, ref) // warm up
+	}
+	b.ResetTimer()
+	cpu := map[string][]time.Duration{}
+	for i := 0; i < b.N; i++ {
+		for j := range modes {
+			mode := modes[(i+j)%len(modes)]
+			_, c, _, out := childCPU(b, mode, ref)
+			if mode != "baseline" && out != fmt.Sprint(layers-1) {
+				b.Fatalf("%s staged %q paths, want %d", mode, out, layers-1)
+			}
+			cpu[mode] = append(cpu[mode], c)
+		}
+	}
+	seedCPU, baseCPU := median(cpu["seed-nosync"]), median(cpu["baseline"])
+	b.ReportMetric(seedCPU.Seconds()*1e3/layers, "seed-cpu-ms/layer")
+	b.ReportMetric(baseCPU.Seconds()*1e3/layers, "baseline-cpu-ms/layer")
+	b.ReportMetric(seedCPU.Seconds()/baseCPU.Seconds(), "cpu-ratio")
 }
