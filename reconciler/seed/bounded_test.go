@@ -26,16 +26,7 @@ const sizeBomb = 2 << 30
 func TestHostileSizes(t *testing.T) {
 	f := newFixture(t)
 	host := nixtest.Registry(t)
-	for i, tc := range []struct {
-		refusal string
-		name    string // of the 2 GiB file
-		below   bool   // the bomb goes below the top layer (else on top)
-		want    string
-	}{
-		{"a store path no db row declares", evil + "/big", true, "has no row in the image db"},
-		{"a store path larger than its declared narSize", f.path + "/big", true, "holds more than the"},
-		{"an image db larger than 256 MiB", "nix/var/nix/db/db.sqlite", false, "the image db would take more than"},
-	} {
+	for i, tc := range sizeRefusals(f) {
 		t.Run(tc.refusal, func(t *testing.T) {
 			bomb := nixtest.ZeroLayer(t, tc.name, sizeBomb)
 			if n, _ := bomb.Size(); n > 4<<20 {
@@ -64,6 +55,23 @@ func TestHostileSizes(t *testing.T) {
 				t.Errorf("the seed left %v behind", left)
 			}
 		})
+	}
+}
+
+// sizeRefusal is a layer that expands to sizeBomb bytes, refused with
+// want; refusal is the row of README's security table that lists it.
+type sizeRefusal struct {
+	refusal string
+	name    string // of the 2 GiB file
+	below   bool   // the bomb goes below the top layer (else on top)
+	want    string
+}
+
+func sizeRefusals(f fixture) []sizeRefusal {
+	return []sizeRefusal{
+		{"a store path no db row declares", evil + "/big", true, "has no row in the image db"},
+		{"a store path larger than its declared narSize", f.path + "/big", true, "holds more than the"},
+		{"an image db larger than 256 MiB", "nix/var/nix/db/db.sqlite", false, "the image db would take more than"},
 	}
 }
 
