@@ -39,6 +39,9 @@
 //	whiteouts inside nix/store                        fails
 //	symlinks, hardlinks, devices, subdirs in the db   fails
 //	absolute symlinks (/nix/store/…, /etc/…)          kept as they are, never followed
+//	a store path no image db row declares             fails before it is written
+//	a store path past its declared narSize            fails before the entry is written
+//	db files of more than 256 MiB                     fails before they are written
 //
 // Confinement does not rest on these checks alone. The staging dir is
 // opened as an os.Root, and its nix/store handle is taken through it;
@@ -52,6 +55,17 @@
 // Layers may list parents after their children and hardlinks before their
 // targets: missing parents are created as directories (and a later header
 // for them only confirms them), hardlinks are made when the layer ends.
+//
+// # The db first
+//
+// The layers are read from the top down until one holds the db (the top
+// layer, for nixos/nix); its rows are checked as a merge checks them
+// (store.ReadImagePaths) before any store layer is written, so each store
+// path's NAR hash and size are known up front. The filesystem must have
+// room for the declared sizes of the paths to stage plus a margin. Bytes of
+// paths no row declares are never written, and a path's extraction stops
+// as soon as its NAR (added up entry by entry, in any order) would pass its
+// declared size: the disk a stage can use is bounded by what the db says.
 //
 // # Metadata
 //
