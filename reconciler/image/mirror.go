@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // stageMirrored pulls ref through o.Mirrors in turn and falls back to
@@ -43,7 +45,7 @@ func stageMirrored(ctx context.Context, ref string, r name.Reference, want *v1.P
 			st.From = mr.String()
 			return st, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrNotNix) {
+		if ctx.Err() != nil || errors.Is(err, ErrNotNix) || errors.Is(err, store.ErrBadRow) {
 			return nil, err
 		}
 		o.Log.Warn("pulling through a mirror failed; trying the next source", "mirror", m, "err", err)
