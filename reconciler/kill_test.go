@@ -7,14 +7,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // The kill test runs a pass in a child process (this test binary), kills it
@@ -22,11 +21,11 @@ import (
 // on the same state, runner and store, and checks that it converges. The
 // runner and the store are files so that both processes see them.
 
-const helperEnv = "HYDRAFY_RECONCILER_KILL_HELPER"
+const killDirEnv = "HYDRAFY_TEST_PASS_DIR"
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(helperEnv); dir != "" {
-		if err := killHelper(dir); err != nil {
+	if nixtest.Child() == "pass" {
+		if err := killHelper(os.Getenv(killDirEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -147,27 +146,9 @@ func TestKilledMidCommitConverges(t *testing.T) {
 	if err := (fileRunner{dir}).flag("up", true); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if !nixtest.Kill(t, nixtest.Command("pass", killDirEnv+"="+dir), nixtest.KillPoint{Mark: filepath.Join(dir, "committing")}) {
+		t.Fatal("the pass finished; it should have hung in the commit")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "committing")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("helper never reached the commit")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
 
 	// What the killed process left: A seeded, B not claimed, runner down.
 	st, err := loadState(filepath.Join(dir, "state"))

@@ -5,28 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// failManifests answers the first n manifest requests with code and header
-// Retry-After (when not empty), and counts how many it answered.
-func failManifests(n int32, code int, retryAfter string, answered *atomic.Int32) func(http.ResponseWriter, *http.Request) bool {
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		if kind(r.URL.Path) != "manifests" || (n >= 0 && answered.Load() >= n) {
-			return false
-		}
-		answered.Add(1)
-		if retryAfter != "" {
-			w.Header().Set("Retry-After", retryAfter)
-		}
-		w.WriteHeader(code)
-		return true
-	}
-}
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+)
 
 func TestCheckRetriesThenSucceeds(t *testing.T) {
 	for _, tc := range []struct {
@@ -44,9 +29,9 @@ func TestCheckRetriesThenSucceeds(t *testing.T) {
 			tr := newTestRegistry(t)
 			d := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
 			w := tr.watcher(t, func(o *Options) { o.Now = func() time.Time { return t0 } })
-			var answered atomic.Int32
-			tr.setWrap(failManifests(2, tc.code, tc.retryAfter, &answered))
-			tr.count.snapshot()
+			var answered nixtest.Counter
+			tr.Intercept(nixtest.Failing("manifests", 2, tc.code, tc.retryAfter, &answered))
+			tr.Requests()
 			res, _ := check(t, w, State{}, t0)
 			if res.Digest != d {
 				t.Errorf("digest %s, want %s", res.Digest, d)
@@ -55,7 +40,7 @@ func TestCheckRetriesThenSucceeds(t *testing.T) {
 				t.Errorf("registry refused %d requests, want 2", answered.Load())
 			}
 			// Two refused HEADs, the HEAD that worked, then the GETs of a new digest.
-			if got := tr.count.snapshot(); got["HEAD manifests"] != 3 || got["GET manifests"] != 2 {
+			if got := tr.Requests(); got["HEAD manifests"] != 3 || got["GET manifests"] != 2 {
 				t.Errorf("requests: %v", got)
 			}
 		})
@@ -67,7 +52,7 @@ func TestCheckPersistentFailure(t *testing.T) {
 		name       string
 		code       int
 		retryAfter string
-		requests   int32
+		requests   int
 		want       string
 	}{
 		{"503", http.StatusServiceUnavailable, "", 3,
@@ -81,14 +66,14 @@ func TestCheckPersistentFailure(t *testing.T) {
 			tr := newTestRegistry(t)
 			tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
 			w := tr.watcher(t, func(o *Options) { o.Retry.Attempts = 3 })
-			var answered atomic.Int32
-			tr.setWrap(failManifests(-1, tc.code, tc.retryAfter, &answered))
+			var answered nixtest.Counter
+			tr.Intercept(nixtest.Failing("manifests", -1, tc.code, tc.retryAfter, &answered))
 			prev := State{Version: StateVersion}
 			_, st, err := w.Check(t.Context(), prev, t0)
 			if err == nil {
 				t.Fatal("Check succeeded against a failing registry")
 			}
-			if want := fmt.Sprintf(tc.want, tr.repo()); err.Error() != want {
+			if want := fmt.Sprintf(tc.want, tr.Repo()); err.Error() != want {
 				t.Errorf("error:\n got %s\nwant %s", err, want)
 			}
 			if answered.Load() != tc.requests {
@@ -109,8 +94,8 @@ func TestCheckCancelDuringBackoff(t *testing.T) {
 	w := tr.watcher(t, func(o *Options) { o.Retry = Retry{Attempts: 5, Base: time.Hour, Max: 2 * time.Hour} })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	tr.setWrap(func(rw http.ResponseWriter, r *http.Request) bool {
-		if kind(r.URL.Path) != "manifests" {
+	tr.Intercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if nixtest.RequestKind(r.URL.Path) != "manifests" {
 			return false
 		}
 		cancel()

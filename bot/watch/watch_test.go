@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 var t0 = time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC)
@@ -42,7 +44,7 @@ func TestCheckTagMoves(t *testing.T) {
 		t.Fatalf("state holds %d tags, want 1: %+v", len(st.Tags), st)
 	}
 	for key, obs := range st.Tags {
-		if key != tr.repo()+":latest" || obs.Digest != second || !obs.FirstSeen.Equal(moved) || !obs.LastChecked.Equal(moved) {
+		if key != tr.Repo()+":latest" || obs.Digest != second || !obs.FirstSeen.Equal(moved) || !obs.LastChecked.Equal(moved) {
 			t.Errorf("state %s: %+v", key, obs)
 		}
 	}
@@ -72,12 +74,12 @@ func TestCheckSemver(t *testing.T) {
 	} {
 		t.Run(tc.rng, func(t *testing.T) {
 			w := tr.watcher(t, func(o *Options) { o.Tag, o.Semver = "", tc.rng })
-			tr.count.snapshot()
+			tr.Requests()
 			res, _ := check(t, w, State{}, t0)
 			if res.Tag != tc.want || res.Digest != digests[tc.want] || res.VersionTag != tc.want {
 				t.Errorf("picked %s %s, want %s %s", res.Tag, res.Digest, tc.want, digests[tc.want])
 			}
-			if n := tr.count.snapshot()["GET tags"]; n != 1 {
+			if n := tr.Requests()["GET tags"]; n != 1 {
 				t.Errorf("listed tags %d times, want 1", n)
 			}
 		})
@@ -85,7 +87,7 @@ func TestCheckSemver(t *testing.T) {
 
 	w := tr.watcher(t, func(o *Options) { o.Tag, o.Semver = "", "~4.1" })
 	_, _, err := w.Check(t.Context(), State{}, t0)
-	if err == nil || err.Error() != `no release tag of `+tr.repo()+` matches "~4.1" among 15 tags` {
+	if err == nil || err.Error() != `no release tag of `+tr.Repo()+` matches "~4.1" among 15 tags` {
 		t.Errorf("no match: got %v", err)
 	}
 }
@@ -100,40 +102,40 @@ func TestCheckFindsVersionTag(t *testing.T) {
 		tr.pushIndex(t, tag, "linux/amd64", "linux/arm64")
 	}
 	b := tr.pushIndex(t, "2.25.0", "linux/amd64", "linux/arm64")
-	tr.retag(t, "2.25.0", "latest")
-	tr.retag(t, "2.25.0", "2.25")
+	tr.Retag(t, "2.25.0", "latest")
+	tr.Retag(t, "2.25.0", "2.25")
 	w := tr.watcher(t, nil)
-	tr.count.snapshot()
+	tr.Requests()
 
 	res, st := check(t, w, State{}, t0)
 	if res.Digest != b || res.VersionTag != "2.25.0" {
 		t.Fatalf("first check: digest %s version %q, want %s 2.25.0", res.Digest, res.VersionTag, b)
 	}
-	if got := tr.count.snapshot(); got["GET tags"] != 1 || got["HEAD manifests"] != 2 {
+	if got := tr.Requests(); got["GET tags"] != 1 || got["HEAD manifests"] != 2 {
 		t.Errorf("first check: %v, want one tag list and two HEADs (latest, 2.25.0)", got)
 	}
 
 	c := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
-	tr.count.snapshot()
+	tr.Requests()
 	res, st = check(t, w, st, t0.Add(time.Hour))
 	if res.Digest != c || res.VersionTag != "" {
 		t.Fatalf("after latest moved: digest %s version %q, want %s and none", res.Digest, res.VersionTag, c)
 	}
-	if got := tr.count.snapshot(); got["GET tags"] != 1 || got["HEAD manifests"] != 1+6 {
+	if got := tr.Requests(); got["GET tags"] != 1 || got["HEAD manifests"] != 1+6 {
 		t.Errorf("new digest without a release: %v, want one tag list and 1+6 HEADs", got)
 	}
 	res, st = check(t, w, st, t0.Add(70*time.Minute))
-	if got := tr.count.snapshot(); res.VersionTag != "" || got["GET tags"] != 1 || got["HEAD manifests"] != 1+recheckNewest {
+	if got := tr.Requests(); res.VersionTag != "" || got["GET tags"] != 1 || got["HEAD manifests"] != 1+recheckNewest {
 		t.Errorf("settling digest without a release: version %q, %v, want one tag list and 1+%d HEADs (the rest cached)", res.VersionTag, got, recheckNewest)
 	}
-	tr.retag(t, "latest", "2.26.0")
+	tr.Retag(t, "latest", "2.26.0")
 	res, st = check(t, w, st, t0.Add(80*time.Minute))
 	if res.VersionTag != "2.26.0" || st.Releases["2.26.0"] != c || st.Releases["2.20.0"] == "" {
 		t.Errorf("after the release was tagged: version %q, cache %v", res.VersionTag, st.Releases)
 	}
-	tr.count.snapshot()
+	tr.Requests()
 	res, _ = check(t, w, st, t0.Add(3*time.Hour))
-	if got := tr.count.snapshot(); res.VersionTag != "2.26.0" || got["GET tags"] != 0 || got["HEAD manifests"] != 1 {
+	if got := tr.Requests(); res.VersionTag != "2.26.0" || got["GET tags"] != 0 || got["HEAD manifests"] != 1 {
 		t.Errorf("known version: %q, %v, want no tag list and one HEAD", res.VersionTag, got)
 	}
 }
@@ -225,10 +227,10 @@ func TestCheckHeadOnly(t *testing.T) {
 	tr := newTestRegistry(t)
 	w := tr.watcher(t, nil)
 	tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
-	tr.count.snapshot()
+	tr.Requests()
 
 	_, st := check(t, w, State{}, t0)
-	first := tr.count.snapshot()
+	first := tr.Requests()
 	// A new digest: HEAD, then the index, one image manifest and its config.
 	// And one tag list, for the digest's release tag.
 	if diff := cmp.Diff(map[string]int{"GET ping": 1, "HEAD manifests": 1, "GET manifests": 2, "GET blobs": 1, "GET tags": 1}, first); diff != "" {
@@ -236,7 +238,7 @@ func TestCheckHeadOnly(t *testing.T) {
 	}
 	for i := range 3 {
 		_, st = check(t, w, st, t0.Add(time.Duration(i+1)*time.Hour))
-		got := tr.count.snapshot()
+		got := tr.Requests()
 		if diff := cmp.Diff(map[string]int{"GET ping": 1, "HEAD manifests": 1}, got); diff != "" {
 			t.Errorf("check %d requests (-want +got):\n%s", i+2, diff)
 		}
@@ -248,19 +250,19 @@ func TestCheckHeadUnsupported(t *testing.T) {
 		tr := newTestRegistry(t)
 		w := tr.watcher(t, func(o *Options) { o.Settle = 0 })
 		d := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
-		tr.setWrap(func(rw http.ResponseWriter, r *http.Request) bool {
-			if r.Method == http.MethodHead && kind(r.URL.Path) == "manifests" {
+		tr.Intercept(func(rw http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodHead && nixtest.RequestKind(r.URL.Path) == "manifests" {
 				rw.WriteHeader(code)
 				return true
 			}
 			return false
 		})
-		tr.count.snapshot()
+		tr.Requests()
 		res, _ := check(t, w, State{}, t0)
 		if res.Digest != d || !res.Ready {
 			t.Errorf("HEAD answered %d: %+v", code, res)
 		}
-		got := tr.count.snapshot()
+		got := tr.Requests()
 		// The fallback GET already holds the index: one more GET for the
 		// image manifest, one for its config.
 		if got["HEAD manifests"] != 1 || got["GET manifests"] != 2 {
@@ -278,7 +280,7 @@ func TestCheckTagMissing(t *testing.T) {
 	if err == nil {
 		t.Fatal("Check of a missing tag succeeded")
 	}
-	if !strings.HasPrefix(err.Error(), "resolving "+tr.repo()+":latest: ") {
+	if !strings.HasPrefix(err.Error(), "resolving "+tr.Repo()+":latest: ") {
 		t.Errorf("error %q does not name the tag", err)
 	}
 	if diff := cmp.Diff(prev, st); diff != "" {
@@ -293,8 +295,8 @@ func TestCheckConfigUnavailable(t *testing.T) {
 	tr := newTestRegistry(t)
 	idx := tr.pushIndex(t, "latest", "linux/amd64", "linux/arm64")
 	tr.pushImage(t, "single", "linux/amd64")
-	tr.setWrap(func(rw http.ResponseWriter, r *http.Request) bool {
-		if kind(r.URL.Path) == "blobs" {
+	tr.Intercept(func(rw http.ResponseWriter, r *http.Request) bool {
+		if nixtest.RequestKind(r.URL.Path) == "blobs" {
 			rw.WriteHeader(http.StatusNotFound)
 			return true
 		}
@@ -308,7 +310,7 @@ func TestCheckConfigUnavailable(t *testing.T) {
 
 	w := tr.watcher(t, func(o *Options) { o.Tag = "single" })
 	_, _, err := w.Check(t.Context(), State{}, t0)
-	if err == nil || !strings.HasPrefix(err.Error(), "inspecting "+tr.repo()+":single@sha256:") {
+	if err == nil || !strings.HasPrefix(err.Error(), "inspecting "+tr.Repo()+":single@sha256:") {
 		t.Errorf("single image without config: error %v", err)
 	}
 }

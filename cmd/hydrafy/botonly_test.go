@@ -61,7 +61,7 @@ func TestServeBotOnly(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan int, 1)
-	var logs syncBuffer
+	var logs nixtest.Buffer
 	go func() { served <- run(ctx, []string{"serve", "--config", path}, &logs, &logs) }()
 	defer func() {
 		cancel()
@@ -74,7 +74,7 @@ func TestServeBotOnly(t *testing.T) {
 	}()
 	base := "http://" + addr
 	var st fleetStatus
-	waitFor(t, "the bot's merge request in /status", func() bool {
+	nixtest.WaitFor(t, "the bot's merge request in /status", func() bool {
 		resp, err := http.Get(base + "/status")
 		if err != nil {
 			return false // not listening yet
@@ -189,7 +189,7 @@ func TestTwoBotsServe(t *testing.T) {
 		if round > 0 {
 			nixtest.PushIndex(t, repo+":latest", rel.Index)
 		}
-		waitFor(t, "every project's merge request to propose "+rel.Digest, func() bool {
+		nixtest.WaitFor(t, "every project's merge request to propose "+rel.Digest, func() bool {
 			for _, p := range projects {
 				mrs := emu.MergeRequests(p)
 				if len(mrs) == 0 || !strings.Contains(mrs[len(mrs)-1].Description, rel.Digest) {
@@ -200,7 +200,7 @@ func TestTwoBotsServe(t *testing.T) {
 		})
 		// Both bots have passed over the new digest, without an error.
 		for i, addr := range addrs {
-			waitFor(t, fmt.Sprintf("bot %d's pass over %s", i, rel.Digest), func() bool {
+			nixtest.WaitFor(t, fmt.Sprintf("bot %d's pass over %s", i, rel.Digest), func() bool {
 				resp, err := http.Get("http://" + addr + "/status")
 				if err != nil {
 					return false

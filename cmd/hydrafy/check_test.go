@@ -5,26 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"gitlab.com/hydrafy/hydrafy/bot/watch"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // checkRegistry serves an in-process registry holding nixos/nix:latest as
@@ -33,43 +22,14 @@ import (
 // instead when it returns true.
 func checkRegistry(t *testing.T, fail func(http.ResponseWriter, *http.Request) bool) (string, string) {
 	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	var pushed atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fail != nil && pushed.Load() && strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodHead && fail(w, r) {
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-
-	var adds []mutate.IndexAddendum
-	for _, arch := range []string{"amd64", "arm64"} {
-		img, err := random.Image(128, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: arch, Created: v1.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	reg := nixtest.NewReg(t)
+	d := reg.PushIndex(t, "latest", nixtest.RandomIndex(t, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), "", "linux/amd64", "linux/arm64"))
+	if fail != nil {
+		reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+			return r.Method == http.MethodHead && nixtest.RequestKind(r.URL.Path) == "manifests" && fail(w, r)
+		})
 	}
-	idx := mutate.AppendManifests(empty.Index, adds...)
-	ref, err := name.NewTag(host+"/nixos/nix:latest", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(ref, idx); err != nil {
-		t.Fatal(err)
-	}
-	d, err := idx.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pushed.Store(true)
-	return host, d.String()
+	return reg.Host, d
 }
 
 // writeConfig writes a config whose [watch] section is watchTOML and whose

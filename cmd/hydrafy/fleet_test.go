@@ -45,7 +45,7 @@ type fleetHost struct {
 	webhooks bool
 	dir      string
 	store    string
-	runner   standinRunner
+	runner   *nixtest.Standin
 	runnerID int64
 	token    string // its own GitLab token
 	addr     string // fixed across restarts, so the hooks stay valid
@@ -67,7 +67,7 @@ func (h *fleetHost) config(gitlabURL, image, resync string) string {
 	}
 	fmt.Fprintf(&b, "[store]\ndir = %q\nplatform = \"linux/amd64\"\n\n", h.store)
 	fmt.Fprintf(&b, "[runner]\ncontrol = \"command\"\nstop_command = %s\nstart_command = %s\nconfig_file = %q\nid = %d\ndrain_timeout = \"30s\"\npin_image = true\n\n",
-		list(h.runner.stop), list(h.runner.start), h.runner.config, h.runnerID)
+		list(h.runner.StopArgs()), list(h.runner.StartArgs(standinFlags...)), h.runner.Config, h.runnerID)
 	fmt.Fprintf(&b, "[reconcile]\nschedule = %q\n", resync)
 	return b.String()
 }
@@ -180,7 +180,7 @@ func (h *fleetHost) waitSeeded(t *testing.T, repo, digest string) fleetStatus {
 	for {
 		st = h.status(t)
 		seeded := slices.ContainsFunc(st.Seeded, func(s reconciler.Seeded) bool { return s.Digest == digest })
-		cfg, _ := os.ReadFile(h.runner.config)
+		cfg, _ := os.ReadFile(h.runner.Config)
 		if seeded && strings.Contains(string(cfg), `image = "`+want+`"`) && st.Current == nil && !st.Queued && h.persisted(t, st.Last) {
 			return st
 		}
@@ -291,7 +291,7 @@ func TestFleet(t *testing.T) {
 		h.runnerID = emu.AddRunner("nix host "+h.name, "glrt-fleet-"+h.name)
 		seedStore(t, repo+"@"+relA.Digest, h.store)
 		h.runner = newStandin(t, h.dir, h.store)
-		h.runner.launch(t)
+		h.runner.Start(t, standinFlags...)
 		resync := "@every 24h" // webhooks do the work
 		if !h.webhooks {
 			resync = "@every 1s"
@@ -336,7 +336,7 @@ func TestFleet(t *testing.T) {
 		t.Helper()
 		nixtest.PushIndex(t, repo+":latest", rel.Index)
 		var iids map[string]int64
-		waitFor(t, "one merge request per project pinning "+rel.Digest, func() bool {
+		nixtest.WaitFor(t, "one merge request per project pinning "+rel.Digest, func() bool {
 			iids = map[string]int64{}
 			for _, p := range fleetProjects {
 				for _, mr := range emu.MergeRequests(p) {
@@ -349,7 +349,7 @@ func TestFleet(t *testing.T) {
 		})
 		// The bot's /status says what it proposed once its pass ended.
 		var st fleetStatus
-		waitFor(t, "the bot's /status to report the proposal of "+rel.Digest, func() bool {
+		nixtest.WaitFor(t, "the bot's /status to report the proposal of "+rel.Digest, func() bool {
 			st = hosts[0].status(t)
 			return st.Watch.Result != nil && st.Watch.Result.Digest == rel.Digest && len(st.Watch.Result.MergeRequests) == len(fleetProjects)
 		})
@@ -389,7 +389,7 @@ func TestFleet(t *testing.T) {
 			t.Errorf("%s seeded %s by %q, want %s…", h.name, relB.Digest, by, wantSeed)
 		}
 		checkStore(t, h, relA, relB)
-		if s, err := standin.ReadStatus(h.runner.status); err != nil || !standin.Alive(s.PID) || s.State != standin.StateRunning {
+		if s, err := standin.ReadStatus(h.runner.Status); err != nil || !standin.Alive(s.PID) || s.State != standin.StateRunning {
 			t.Errorf("%s: runner not running: %+v %v", h.name, s, err)
 		}
 		if paused, err := emu.RunnerPaused(h.runnerID); err != nil || paused {

@@ -5,19 +5,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
@@ -80,35 +77,18 @@ func hangingDaemon(path string) int {
 // `hydrafy reconcile` afterwards starts and unpauses the runner and seeds
 // the digest, without manual steps.
 func TestKilledDaemonConverges(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	gts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { gts.Close(); emu.Close() })
-	emu.AddToken(e2eBotToken, "hydrafy-bot")
-	if _, err := emu.AddProject("group/app", "main", map[string]string{
-		".gitlab-ci.yml": "build:\n  image: nixos/nix@" + e2eDigest + "\n",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	gl := nixtest.NewGitLab(t, gitlabemu.Options{})
+	gl.Emu.AddToken(e2eBotToken, "hydrafy-bot")
+	gl.Project(t, "group/app", map[string]string{".gitlab-ci.yml": "build:\n  image: nixos/nix@" + e2eDigest + "\n"})
+	emu := gl.Emu
 	runnerID := emu.AddRunner("nix host", "glrt-e2e")
 
 	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	status := filepath.Join(dir, "standin.json")
-	runnerConfig := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(runnerConfig, []byte("[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	start := []string{os.Args[0], "-standin", "start", "-status", status, "-store", store, "-config", runnerConfig,
-		"-log", filepath.Join(dir, "standin.log"), "-jobs=-1", "-job-duration=50ms"}
-	stop := []string{os.Args[0], "-standin", "stop", "-status", status}
-	t.Cleanup(func() {
-		if s, err := standin.ReadStatus(status); err == nil && standin.Alive(s.PID) {
-			syscall.Kill(s.PID, syscall.SIGKILL)
-		}
-	})
-	if out, err := exec.Command(start[0], start[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("starting the stand-in: %v: %s", err, out)
-	}
+	sr := nixtest.NewStandin(t, dir, "")
+	sr.WriteConfig(t, "[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"alpine\"\n")
+	store, status, runnerConfig := sr.Store, sr.Status, sr.Config
+	sr.Start(t, "-jobs=-1", "-job-duration=50ms")
+	start, stop := sr.StartArgs("-jobs=-1", "-job-duration=50ms"), sr.StopArgs()
 
 	toml := fmt.Sprintf(`[server]
 listen = "127.0.0.1:0"
@@ -130,7 +110,7 @@ drain_timeout = "30s"
 schedule = "@every 24h"
 [reconcile]
 schedule = "@every 24h"
-`, filepath.Join(dir, "state"), gts.URL, store, tomlList(stop), tomlList(start), runnerConfig, runnerID)
+`, filepath.Join(dir, "state"), gl.URL, store, tomlList(stop), tomlList(start), runnerConfig, runnerID)
 	cfgPath := filepath.Join(dir, "hydrafy.toml")
 	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
@@ -138,30 +118,10 @@ schedule = "@every 24h"
 	t.Setenv("HYDRAFY_WEBHOOK_SECRET", e2eSecret)
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
 
-	var daemonErr bytes.Buffer
-	daemon := exec.Command(os.Args[0], "-test.run=^$")
-	daemon.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
-	daemon.Stderr = &daemonErr
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
+	daemon := nixtest.Command("hanging-daemon", daemonEnv+"="+cfgPath)
+	if !nixtest.Kill(t, daemon, nixtest.KillPoint{Mark: filepath.Join(dir, "committing")}) {
+		t.Fatal("the daemon returned; its commit should have hung")
 	}
-	mark := filepath.Join(dir, "committing")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := os.Stat(mark); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			daemon.Process.Kill()
-			daemon.Wait()
-			t.Fatalf("the daemon never reached the commit; its stderr:\n%s", daemonErr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := daemon.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	daemon.Wait()
 
 	// What the kill left behind: runner paused, stand-in stopped.
 	if paused, err := emu.RunnerPaused(runnerID); err != nil || !paused {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +20,7 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
@@ -34,14 +33,12 @@ import (
 // With HYDRAFY_TEST_DAEMON set to a config file, the test binary is instead
 // a `hydrafy serve` whose store commit hangs, for the kill -9 test.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-standin" {
-		os.Exit(standin.Main(os.Args[2:], os.Stderr))
-	}
+	nixtest.StandinMain()
 	if os.Getenv(binaryEnv) == "1" {
 		main() // `hydrafy` itself, for the fleet's daemons
 	}
-	if path := os.Getenv(daemonEnv); path != "" {
-		os.Exit(hangingDaemon(path))
+	if nixtest.Child() == "hanging-daemon" {
+		os.Exit(hangingDaemon(os.Getenv(daemonEnv)))
 	}
 	os.Exit(m.Run())
 }
@@ -144,12 +141,12 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	e.dir = t.TempDir()
 	e.store = filepath.Join(e.dir, "store")
 	sr := newStandin(t, e.dir, e.store)
-	e.status = sr.status
+	e.status = sr.Status
 	if prepare != nil {
 		prepare(e.store)
 	}
-	e.first = sr.launch(t)
-	start, stop, runnerConfig := sr.start, sr.stop, sr.config
+	e.first = sr.Start(t, standinFlags...)
+	start, stop, runnerConfig := sr.StartArgs(standinFlags...), sr.StopArgs(), sr.Config
 
 	cfg := config.Default()
 	cfg.GitLab.URL = gts.URL
@@ -170,45 +167,18 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	return e
 }
 
-// standinRunner is a host's stand-in gitlab-runner: its config.toml, its
-// status file, and the command control's stop and start commands.
-type standinRunner struct {
-	config, status string
-	start, stop    []string
-}
-
-// newStandin writes the config.toml, in dir, of a runner whose jobs use
-// the live store at store; launch starts it.
-func newStandin(t *testing.T, dir, store string) standinRunner {
+// newStandin lays out, in dir, a runner whose jobs use the live store at
+// store, with its config.toml; Start starts it.
+func newStandin(t *testing.T, dir, store string) *nixtest.Standin {
 	t.Helper()
-	r := standinRunner{config: filepath.Join(dir, "config.toml"), status: filepath.Join(dir, "standin.json")}
-	if err := os.WriteFile(r.config, []byte("concurrent = 1\n\n[[runners]]\n  name = \"nix\"\n  executor = \"docker\"\n  [runners.docker]\n    image = \"nixos/nix:latest\"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r.start = []string{os.Args[0], "-standin", "start", "-status", r.status, "-store", store, "-config", r.config,
-		"-log", filepath.Join(dir, "standin.log"), "-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
-	r.stop = []string{os.Args[0], "-standin", "stop", "-status", r.status}
+	r := nixtest.NewStandin(t, dir, store)
+	r.WriteConfig(t, "")
 	return r
 }
 
-// launch starts the stand-in, killed when the test ends, and returns its
-// status.
-func (r standinRunner) launch(t *testing.T) standin.Status {
-	t.Helper()
-	t.Cleanup(func() {
-		if s, err := standin.ReadStatus(r.status); err == nil && standin.Alive(s.PID) {
-			syscall.Kill(s.PID, syscall.SIGKILL)
-		}
-	})
-	if out, err := exec.Command(r.start[0], r.start[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("starting the stand-in: %v: %s", err, out)
-	}
-	s, err := standin.ReadStatus(r.status)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// standinFlags are the stand-in's flags on a host: endless short jobs,
+// quick reloads.
+var standinFlags = []string{"-jobs=-1", "-job-duration=100ms", "-reload-interval=50ms"}
 
 // serve runs `hydrafy serve` with stager until the test ends, and adds the
 // project hook that points at it.
@@ -217,7 +187,7 @@ func (e *e2e) serve(t *testing.T, stager reconciler.Stager) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	served := make(chan error, 1)
-	var logs syncBuffer
+	var logs nixtest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { served <- serve(ctx, e.cfg, log, stager, func(a string) { addr <- a }) }()
 	select {
@@ -427,17 +397,6 @@ func getStatus(t *testing.T, base string) statusJSON {
 	return s
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitMetrics waits until /metrics holds every line of want: a pass's
 // report reaches the metrics a moment after /status shows it finished.
 func waitMetrics(t *testing.T, base string, want ...string) {
@@ -462,32 +421,6 @@ func waitMetrics(t *testing.T, base string, want ...string) {
 
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	_, body := nixtest.Get(t, url)
+	return body
 }

@@ -76,7 +76,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	// The watch pass proposes B; /status shows the tracked digest and the
 	// merge request; the proposal's reconcile seeds B.
 	var st statusJSON
-	waitFor(t, "the proposal of B", func() bool {
+	nixtest.WaitFor(t, "the proposal of B", func() bool {
 		st = getStatus(t, e.base)
 		return st.Tracked == digestB && len(st.Projects) == 1 && st.Projects[0].MergeRequest != nil
 	})
@@ -147,7 +147,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if repinned != 1 {
 		t.Errorf("%d passes re-pinned config.toml to B, want 1: %+v", repinned, st.Recent)
 	}
-	waitFor(t, "the stand-in to reload B", func() bool {
+	nixtest.WaitFor(t, "the stand-in to reload B", func() bool {
 		now, err := standin.ReadStatus(e.status)
 		return err == nil && now.Image == repo+"@"+digestB
 	})
