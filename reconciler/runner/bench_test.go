@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // BenchmarkConfigure measures one config.toml edit of a file with three
@@ -34,9 +36,8 @@ func BenchmarkConfigure(b *testing.B) {
 // its status. This is the part of the runner downtime that the control
 // itself adds.
 func BenchmarkStopStartIdle(b *testing.B) {
-	dir := b.TempDir()
-	f := standinFiles{dir: dir, status: filepath.Join(dir, "status.json"), store: filepath.Join(dir, "store"), log: filepath.Join(dir, "log")}
-	r, err := New(Options{Control: "command", StopCommand: f.stopArgs(), StartCommand: f.startArgs("-jobs=0")}, nil, nil)
+	f := nixtest.NewStandin(b, "", "")
+	r, err := New(Options{Control: "command", StopCommand: f.StopArgs(), StartCommand: f.StartArgs("-jobs=0")}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

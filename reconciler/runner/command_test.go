@@ -14,8 +14,8 @@ func TestCommandControlDrainsTheStandin(t *testing.T) {
 	f := newStandinFiles(t)
 	r, err := New(Options{
 		Control:      "command",
-		StopCommand:  f.stopArgs(),
-		StartCommand: f.startArgs("-jobs=-1", "-job-duration=300ms"),
+		StopCommand:  f.StopArgs(),
+		StartCommand: f.StartArgs("-jobs=-1", "-job-duration=300ms"),
 	}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -31,22 +31,22 @@ func TestCommandControlDrainsTheStandin(t *testing.T) {
 		if up, err := r.Running(ctx); err != nil || !up {
 			t.Fatalf("round %d: Running = %v, %v after Start", round, up, err)
 		}
-		before := f.wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
-		if bigLockFree(t, f.store) {
+		before := f.Wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
+		if bigLockFree(t, f.Store) {
 			t.Fatal("big-lock free while a job runs")
 		}
 		if err := r.Stop(ctx); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		// Stop returned: the process has exited after finishing its job.
-		after := f.readStatus(t)
+		after := f.ReadStatus(t)
 		if standin.Alive(after.PID) {
 			t.Errorf("round %d: stand-in %d still alive after Stop", round, after.PID)
 		}
 		if after.State != standin.StateExited || after.JobsAborted != 0 || after.JobsDone <= before.JobsDone {
 			t.Errorf("round %d: status %+v, want exited with the running job done", round, after)
 		}
-		if !bigLockFree(t, f.store) {
+		if !bigLockFree(t, f.Store) {
 			t.Errorf("round %d: big-lock held after Stop", round)
 		}
 		if up, err := r.Running(ctx); err != nil || up {

@@ -188,7 +188,7 @@ func TestDockerControlDrainsTheStandin(t *testing.T) {
 	f := newStandinFiles(t)
 	e := &engine{
 		name:       "gitlab-runner",
-		args:       []string{os.Args[0], "-standin", "run", "-status", f.status, "-store", f.store, "-jobs=-1", "-job-duration=300ms"},
+		args:       []string{os.Args[0], "-standin", "run", "-status", f.Status, "-store", f.Store, "-jobs=-1", "-job-duration=300ms"},
 		stopSignal: "SIGQUIT",
 		restart:    "always",
 	}
@@ -215,15 +215,15 @@ func TestDockerControlDrainsTheStandin(t *testing.T) {
 	if err := r.ctl.preflight(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := f.wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
+	before := f.Wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
 	if err := r.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	after := f.readStatus(t)
+	after := f.ReadStatus(t)
 	if after.PID != before.PID || after.State != standin.StateExited || after.JobsAborted != 0 || after.JobsDone <= before.JobsDone {
 		t.Errorf("after Stop: %+v, want pid %d exited with its running job done", after, before.PID)
 	}
-	if !bigLockFree(t, f.store) {
+	if !bigLockFree(t, f.Store) {
 		t.Error("big-lock held after Stop")
 	}
 	if up, err := r.Running(ctx); err != nil || up {

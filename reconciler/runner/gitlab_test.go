@@ -201,11 +201,11 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 	emu, gl := newGitLab(t)
 	id := emu.AddRunner("build host", runnerToken)
 	f := newStandinFiles(t)
-	if err := os.WriteFile(f.config, []byte("listen_address = \"127.0.0.1:0\"\n[[runners]]\n  name = \"nix\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(f.Config, []byte("listen_address = \"127.0.0.1:0\"\n[[runners]]\n  name = \"nix\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start, err := New(Options{Control: "command", StopCommand: f.stopArgs(),
-		StartCommand: f.startArgs("-config", f.config, "-jobs=1", "-job-duration=3s")}, nil, nil)
+	start, err := New(Options{Control: "command", StopCommand: f.StopArgs(),
+		StartCommand: f.StartArgs("-jobs=1", "-job-duration=3s")}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one job starts with the process and runs for 3 s.
-	st := f.wait(t, "its metrics server and its job", func(s standin.Status) bool { return s.MetricsAddr != "" && s.JobsRunning == 1 })
+	st := f.Wait(t, "its metrics server and its job", func(s standin.Status) bool { return s.MetricsAddr != "" && s.JobsRunning == 1 })
 	metrics := "http://" + st.MetricsAddr + "/metrics"
 
 	short, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
@@ -233,7 +233,7 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 	if err := r.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := f.readStatus(t); st.JobsDone != 1 || st.JobsRunning != 0 {
+	if st := f.ReadStatus(t); st.JobsDone != 1 || st.JobsRunning != 0 {
 		t.Errorf("WaitIdle returned with status %+v, want the job done", st)
 	}
 	if err := start.Stop(ctx); err != nil {

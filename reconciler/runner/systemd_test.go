@@ -17,9 +17,9 @@ import (
 // unit's KillSignal.
 func fakeSystemctl(t *testing.T, f standinFiles, killSignal int) (path, calls string) {
 	t.Helper()
-	path = filepath.Join(f.dir, "systemctl")
-	calls = filepath.Join(f.dir, "calls")
-	state := filepath.Join(f.dir, "unit.state")
+	path = filepath.Join(f.Dir, "systemctl")
+	calls = filepath.Join(f.Dir, "calls")
+	state := filepath.Join(f.Dir, "unit.state")
 	sig := map[int]string{3: "QUIT", 15: "TERM"}[killSignal]
 	script := fmt.Sprintf(`#!/bin/sh
 echo "$*" >> %[1]q
@@ -41,7 +41,7 @@ start)
 	echo "unknown command $1" >&2; exit 1
 	;;
 esac
-`, calls, state, killSignal, os.Args[0], f.status, sig, f.store, f.log)
+`, calls, state, killSignal, os.Args[0], f.Status, sig, f.Store, f.Log)
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -103,15 +103,15 @@ func TestSystemdDrainsTheStandin(t *testing.T) {
 	if up, err := r.Running(ctx); err != nil || !up {
 		t.Fatalf("Running = %v, %v after Start", up, err)
 	}
-	before := f.wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
+	before := f.Wait(t, "a running job", func(s standin.Status) bool { return s.JobsRunning == 1 })
 	if err := r.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	after := f.readStatus(t)
+	after := f.ReadStatus(t)
 	if after.State != standin.StateExited || after.JobsAborted != 0 || after.JobsDone <= before.JobsDone || standin.Alive(after.PID) {
 		t.Errorf("after Stop: %+v, want exited with its running job done", after)
 	}
-	if !bigLockFree(t, f.store) {
+	if !bigLockFree(t, f.Store) {
 		t.Error("big-lock held after Stop")
 	}
 	if up, err := r.Running(ctx); err != nil || up {
