@@ -6,7 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // TestWebhookBurstCoalesces: 100 merge webhooks (distinct deliveries)
@@ -37,7 +38,7 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 		}
 	}
 	close(release)
-	waitFor(t, "the queued pass to finish", func() bool {
+	nixtest.WaitFor(t, "the queued pass to finish", func() bool {
 		s := r.rec.Status()
 		return s.Current == nil && !s.Queued && len(s.Runs) >= 2
 	})
@@ -57,7 +58,7 @@ func TestPeriodicResync(t *testing.T) {
 	r := newRig(t, stager{})
 	r.opts.ResyncSchedule = "@every 1s"
 	serve(t, r.server(t))
-	waitFor(t, "a periodic pass", func() bool {
+	nixtest.WaitFor(t, "a periodic pass", func() bool {
 		for _, rep := range r.rec.Status().Runs {
 			if strings.Join(rep.Reasons, ",") == "periodic" {
 				return true
@@ -65,15 +66,4 @@ func TestPeriodicResync(t *testing.T) {
 		}
 		return false
 	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never saw %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 func mrPayload(project, action, target string) string {
@@ -185,14 +187,9 @@ func TestNewRefusesBadSchedule(t *testing.T) {
 
 func get(t testing.TB, url string, want int) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	code, body := nixtest.Get(t, url)
+	if code != want {
+		t.Errorf("GET %s: %d, want %d: %s", url, code, want, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Errorf("GET %s: %d, want %d: %s", url, resp.StatusCode, want, b)
-	}
-	return string(b)
+	return body
 }
