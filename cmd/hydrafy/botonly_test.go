@@ -169,7 +169,7 @@ func TestTwoBotsServe(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		served := make(chan int, 1)
-		var logs syncBuffer
+		var logs nixtest.Buffer
 		go func() { served <- run(ctx, []string{"serve", "--config", path}, &logs, &logs) }()
 		wait = append(wait, func() {
 			cancel()
