@@ -114,6 +114,8 @@ type fakeStager struct {
 	// pending, when set, makes staged stores Planners that would add this
 	// many paths; a negative count fails the plan, -2 for good.
 	pending map[string]int
+	// commit, when set, commits instead of the fixed report.
+	commit func(ctx context.Context, digest string) (CommitReport, error)
 }
 
 func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
@@ -156,6 +158,9 @@ func (s *fakeStaged) Commit(ctx context.Context) (CommitReport, error) {
 	s.f.calls.add("commit %s", s.digest)
 	if err := s.f.commitErr[s.digest]; err != nil {
 		return CommitReport{}, err
+	}
+	if s.f.commit != nil {
+		return s.f.commit(ctx, s.digest)
 	}
 	return CommitReport{PathsAdded: 3, BytesAdded: 300}, nil
 }

@@ -83,35 +83,19 @@ func (f fileRunner) Configure(storeDir, image string) (bool, error) {
 // fileStager commits a digest by writing store/<digest>; it is idempotent
 // like the real store's commit. When hang names a digest, its commit
 // announces itself in "committing" and never returns.
-type fileStager struct {
-	dir  string
-	hang string
-}
-
-func (f fileStager) Stage(_ context.Context, ref string) (Staged, error) {
-	_, d, _ := strings.Cut(ref, "@")
-	return fileStaged{f, d}, nil
-}
-
-type fileStaged struct {
-	f      fileStager
-	digest string
-}
-
-func (s fileStaged) Digest() string { return s.digest }
-func (s fileStaged) Close() error   { return nil }
-
-func (s fileStaged) Commit(context.Context) (CommitReport, error) {
-	if s.digest == s.f.hang {
-		if err := os.WriteFile(filepath.Join(s.f.dir, "committing"), []byte(s.digest), 0o644); err != nil {
+func fileStager(dir, hang string) *fakeStager {
+	return &fakeStager{calls: &calls{}, commit: func(_ context.Context, digest string) (CommitReport, error) {
+		if digest == hang {
+			if err := os.WriteFile(filepath.Join(dir, "committing"), []byte(digest), 0o644); err != nil {
+				return CommitReport{}, err
+			}
+			select {} // killed here
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "store"), 0o755); err != nil {
 			return CommitReport{}, err
 		}
-		select {} // killed here
-	}
-	if err := os.MkdirAll(filepath.Join(s.f.dir, "store"), 0o755); err != nil {
-		return CommitReport{}, err
-	}
-	return CommitReport{PathsAdded: 1}, os.WriteFile(filepath.Join(s.f.dir, "store", s.digest), nil, 0o644)
+		return CommitReport{PathsAdded: 1}, os.WriteFile(filepath.Join(dir, "store", digest), nil, 0o644)
+	}}
 }
 
 func killOptions(dir string, stager Stager) Options {
@@ -133,7 +117,7 @@ func killOptions(dir string, stager Stager) Options {
 }
 
 func killHelper(dir string) error {
-	rec, err := New(killOptions(dir, fileStager{dir: dir, hang: dB}), slog.New(slog.DiscardHandler))
+	rec, err := New(killOptions(dir, fileStager(dir, dB)), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
@@ -167,7 +151,7 @@ func TestKilledMidCommitConverges(t *testing.T) {
 	}
 
 	// A restarted process converges without help.
-	rec, err := New(killOptions(dir, fileStager{dir: dir}), slog.New(slog.DiscardHandler))
+	rec, err := New(killOptions(dir, fileStager(dir, "")), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func benchWebhook(b *testing.B, project string, want int) {
 		rate = 500
 		span = 3 * time.Second
 	)
-	r := newRig(b, stager{})
+	r := newRig(b, stager(nil))
 	s, err := New(r.opts)
 	if err != nil {
 		b.Fatal(err)

@@ -15,10 +15,10 @@ import (
 func TestWebhookBurstCoalesces(t *testing.T) {
 	committing, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	r := newRig(t, stager{commitHook: func() {
+	r := newRig(t, stager(func() {
 		once.Do(func() { close(committing) })
 		<-release
-	}})
+	}))
 	url, stop := serve(t, r.server(t))
 	<-committing // the start-up pass is under way
 
@@ -55,7 +55,7 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 
 // TestPeriodicResync: the reconcile schedule queues passes by itself.
 func TestPeriodicResync(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.ResyncSchedule = "@every 1s"
 	serve(t, r.server(t))
 	nixtest.WaitFor(t, "a periodic pass", func() bool {

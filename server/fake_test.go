@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest/fakestore"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
@@ -74,26 +75,14 @@ func (r *runner) Start(context.Context) error            { return r.do("start") 
 func (r *runner) Running(context.Context) (bool, error)  { return true, nil }
 func (r *runner) Configure(string, string) (bool, error) { return false, r.do("configure") }
 
-// stager stages anything; commitHook runs before each commit.
-type stager struct{ commitHook func() }
-
-func (s stager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
-	_, d, _ := strings.Cut(ref, "@")
-	return staged{s, d}, nil
-}
-
-type staged struct {
-	s stager
-	d string
-}
-
-func (s staged) Digest() string { return s.d }
-func (s staged) Close() error   { return nil }
-func (s staged) Commit(context.Context) (reconciler.CommitReport, error) {
-	if s.s.commitHook != nil {
-		s.s.commitHook()
-	}
-	return reconciler.CommitReport{PathsAdded: 2, BytesAdded: 2048, PathsTotal: 10, BytesTotal: 8192}, nil
+// stager stages any digest; commitHook, when set, runs before each commit.
+func stager(commitHook func()) fakestore.Stager {
+	return fakestore.Stager{Commit: func(context.Context, string) (reconciler.CommitReport, error) {
+		if commitHook != nil {
+			commitHook()
+		}
+		return reconciler.CommitReport{PathsAdded: 2, BytesAdded: 2048, PathsTotal: 10, BytesTotal: 8192}, nil
+	}}
 }
 
 // counting counts triggers on top of a real reconciler.
@@ -114,7 +103,7 @@ type rig struct {
 	opts    Options
 }
 
-func newRig(t testing.TB, st stager) *rig {
+func newRig(t testing.TB, st fakestore.Stager) *rig {
 	t.Helper()
 	r := &rig{runner: &runner{}, metrics: NewMetrics()}
 	rec, err := reconciler.New(reconciler.Options{

@@ -19,7 +19,7 @@ func hookHeaders(event string) map[string]string {
 // /status, /metrics and /resync, and answers /webhooks/gitlab with 404
 // without triggering anything.
 func TestPollOnly(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.WebhookSecret = ""
 	r.opts.PollOnly = true
 	r.opts.Role = "reconciler"
@@ -107,7 +107,7 @@ func TestBotOnly(t *testing.T) {
 // proposal branch of a watched project triggers a pass (it seeds what the
 // proposal pins); its deletion, other branches and other projects do not.
 func TestProposalPush(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.ProposalBranch = "hydrafy/nixos-nix-digest"
 	ts := httptest.NewServer(r.server(t).Handler())
 	defer ts.Close()

@@ -54,7 +54,7 @@ func TestResyncAuth(t *testing.T) {
 		{"scheme is case-insensitive", testResync, "bearer " + testResync, 202},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, stager{})
+			r := newRig(t, stager(nil))
 			r.opts.ResyncToken = configSecret(tc.configured)
 			ts := httptest.NewServer(r.server(t).Handler())
 			defer ts.Close()
@@ -109,7 +109,7 @@ func serveTB(t testing.TB, s *Server) (url string, stop func() error) {
 }
 
 func TestResyncWaitReturnsReportAndStatus(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	url, _ := serve(t, r.server(t))
 	code, body := resyncReq(t, url+"/resync?wait=1", "Bearer "+testResync)
 	if code != 200 {
@@ -165,7 +165,7 @@ func TestResyncWaitReturnsReportAndStatus(t *testing.T) {
 
 func TestShutdownWaitsForRunningReconcile(t *testing.T) {
 	committing, release := make(chan struct{}), make(chan struct{})
-	r := newRig(t, stager{commitHook: func() { close(committing); <-release }})
+	r := newRig(t, stager(func() { close(committing); <-release }))
 	_, stop := serve(t, r.server(t))
 	<-committing // the start-up pass has stopped the runner and commits
 	stopped := make(chan error, 1)
@@ -199,7 +199,7 @@ func TestReadyz(t *testing.T) {
 		{"store dir missing", []Check{DirCheck(filepath.Join(dir, "nope"))}, 503, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, stager{})
+			r := newRig(t, stager(nil))
 			r.opts.Checks = tc.checks
 			ts := httptest.NewServer(r.server(t).Handler())
 			defer ts.Close()
@@ -230,7 +230,7 @@ type watcher struct {
 func (w watcher) Pass(context.Context) (WatchResult, error) { return w.res, w.err }
 
 func TestWatchPassFeedsStatusAndMetrics(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.Watcher = watcher{res: WatchResult{Digest: digestA, Changed: true, MergeRequests: []MergeRequest{
 		{Project: "group/app", IID: 3, URL: "https://gitlab.example/group/app/-/merge_requests/3", Action: "opened"},
 	}}}
@@ -258,7 +258,7 @@ func TestWatchPassFeedsStatusAndMetrics(t *testing.T) {
 // and answers with its result; /status then lists each project's merge
 // request with the last merged one.
 func TestResyncRunsWatchPass(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	merged := time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 	r.opts.Watcher = watcher{res: WatchResult{Digest: digestA, MergeRequests: []MergeRequest{
 		{Project: "group/app", Action: "up-to-date", LastMerged: &MergedRequest{IID: 4, URL: "https://gitlab.example/group/app/-/merge_requests/4", MergedAt: merged}},
@@ -287,7 +287,7 @@ func TestResyncRunsWatchPass(t *testing.T) {
 // TestMergeWebhookShowsLastMerged: the merge webhook of the bot's merge
 // request shows in /status at once, before the next watch pass.
 func TestMergeWebhookShowsLastMerged(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.Watcher = watcher{res: WatchResult{Digest: digestA, MergeRequests: []MergeRequest{
 		{Project: "group/app", IID: 7, URL: "https://gitlab.example/group/app/-/merge_requests/7", Action: "opened"},
 	}}}

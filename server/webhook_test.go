@@ -127,7 +127,7 @@ func TestWebhookInputs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			r := newRig(t, stager{})
+			r := newRig(t, stager(nil))
 			r.opts.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			ts := httptest.NewServer(r.server(t).Handler())
 			defer ts.Close()
@@ -153,7 +153,7 @@ func TestWebhookInputs(t *testing.T) {
 }
 
 func TestWebhookCountsMetrics(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	ts := httptest.NewServer(r.server(t).Handler())
 	defer ts.Close()
 	hook("Merge Request Hook", mrPayload("group/app", "merge", "main")).send(t, ts.URL)
@@ -170,7 +170,7 @@ func TestWebhookCountsMetrics(t *testing.T) {
 }
 
 func TestNewRefusesEmptySecret(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.WebhookSecret = ""
 	if _, err := New(r.opts); err == nil || !strings.Contains(err.Error(), "webhook secret") {
 		t.Errorf("New with an empty secret: %v", err)
@@ -178,7 +178,7 @@ func TestNewRefusesEmptySecret(t *testing.T) {
 }
 
 func TestNewRefusesBadSchedule(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.ResyncSchedule = "every now and then"
 	if _, err := New(r.opts); err == nil || !strings.Contains(err.Error(), "reconcile.schedule") {
 		t.Errorf("New with a bad schedule: %v", err)

@@ -15,47 +15,38 @@ import (
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest/fakestore"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
 const daemonEnv = "HYDRAFY_TEST_DAEMON"
 
-// hangingStager's commit announces itself in a file and never returns.
-// Its stage leaves a staging area in the store dir, locked as a real one
-// is, so that the kill leaves it behind.
-type hangingStager struct{ mark, store string }
-
-func (h hangingStager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
-	_, d, _ := strings.Cut(ref, "@")
-	area := filepath.Join(h.store, ".hydrafy-stage-killed")
-	if err := os.MkdirAll(filepath.Join(area, "nix/store"), 0o755); err != nil {
-		return nil, err
+// hangingStager's commit announces itself in the file mark and never
+// returns. Its stage leaves a staging area in the store dir, locked as a
+// real one is, so that the kill leaves it behind.
+func hangingStager(mark, store string) fakestore.Stager {
+	return fakestore.Stager{
+		Staging: func(context.Context, string) error {
+			area := filepath.Join(store, ".hydrafy-stage-killed")
+			if err := os.MkdirAll(filepath.Join(area, "nix/store"), 0o755); err != nil {
+				return err
+			}
+			f, err := os.Open(area)
+			if err != nil {
+				return err
+			}
+			// Held until the process dies: the flock is what tells a staging area
+			// in use from a stale one.
+			return unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		},
+		Commit: func(_ context.Context, digest string) (reconciler.CommitReport, error) {
+			if err := os.WriteFile(mark, []byte(digest), 0o644); err != nil {
+				return reconciler.CommitReport{}, err
+			}
+			select {} // killed here
+		},
 	}
-	f, err := os.Open(area)
-	if err != nil {
-		return nil, err
-	}
-	// Held until the process dies: the flock is what tells a staging area
-	// in use from a stale one.
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return nil, err
-	}
-	return hangingStaged{h, d}, nil
-}
-
-type hangingStaged struct {
-	h hangingStager
-	d string
-}
-
-func (s hangingStaged) Digest() string { return s.d }
-func (s hangingStaged) Close() error   { return nil }
-func (s hangingStaged) Commit(context.Context) (reconciler.CommitReport, error) {
-	if err := os.WriteFile(s.h.mark, []byte(s.d), 0o644); err != nil {
-		return reconciler.CommitReport{}, err
-	}
-	select {} // killed here
 }
 
 // hangingDaemon is `hydrafy serve` with the config at path and a commit
@@ -67,7 +58,7 @@ func hangingDaemon(path string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err = serve(context.Background(), cfg, log, hangingStager{mark: filepath.Join(cfg.Server.StateDir, "..", "committing"), store: cfg.Store.Dir}, nil)
+	err = serve(context.Background(), cfg, log, hangingStager(filepath.Join(cfg.Server.StateDir, "..", "committing"), cfg.Store.Dir), nil)
 	fmt.Fprintln(os.Stderr, "daemon returned:", err)
 	return 1
 }

@@ -21,6 +21,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest/fakestore"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
@@ -63,24 +64,13 @@ type lockStager struct {
 // Sweep removes stale staging areas as the real stager does.
 func (s *lockStager) Sweep(ctx context.Context) error { return seed.SweepStaging(ctx, s.dir, nil) }
 
-func (s *lockStager) Stage(_ context.Context, ref string) (reconciler.Staged, error) {
-	_, d, ok := strings.Cut(ref, "@")
-	if !ok {
-		return nil, fmt.Errorf("staging %q: not a digest reference", ref)
-	}
-	return &lockStaged{s: s, digest: d}, nil
+// Stage returns the stand-in of ref's store, committed by commit.
+func (s *lockStager) Stage(ctx context.Context, ref string) (reconciler.Staged, error) {
+	return fakestore.Stager{Commit: s.commit}.Stage(ctx, ref)
 }
 
-type lockStaged struct {
-	s      *lockStager
-	digest string
-}
-
-func (l *lockStaged) Digest() string { return l.digest }
-func (l *lockStaged) Close() error   { return nil }
-
-func (l *lockStaged) Commit(context.Context) (reconciler.CommitReport, error) {
-	lock := filepath.Join(l.s.dir, standin.BigLock)
+func (s *lockStager) commit(_ context.Context, digest string) (reconciler.CommitReport, error) {
+	lock := filepath.Join(s.dir, standin.BigLock)
 	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
 		return reconciler.CommitReport{}, err
 	}
@@ -92,16 +82,16 @@ func (l *lockStaged) Commit(context.Context) (reconciler.CommitReport, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		return reconciler.CommitReport{}, fmt.Errorf("taking the big-lock: %w", err)
 	}
-	marker := filepath.Join(l.s.dir, "nix/store", strings.TrimPrefix(l.digest, "sha256:")[:32]+"-seeded")
+	marker := filepath.Join(s.dir, "nix/store", strings.TrimPrefix(digest, "sha256:")[:32]+"-seeded")
 	if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
 		return reconciler.CommitReport{}, err
 	}
-	if err := os.WriteFile(marker, []byte(l.digest), 0o444); err != nil {
+	if err := os.WriteFile(marker, []byte(digest), 0o444); err != nil {
 		return reconciler.CommitReport{}, err
 	}
-	l.s.mu.Lock()
-	l.s.commits = append(l.s.commits, l.digest)
-	l.s.mu.Unlock()
+	s.mu.Lock()
+	s.commits = append(s.commits, digest)
+	s.mu.Unlock()
 	return reconciler.CommitReport{PathsAdded: 1, BytesAdded: 64, PathsTotal: 1, BytesTotal: 64}, nil
 }
 
