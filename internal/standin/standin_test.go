@@ -1,6 +1,9 @@
-package standin
+package standin_test
 
 import (
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,16 +19,13 @@ import (
 	"time"
 )
 
-// TestMain lets the test binary be the stand-in process: started with
-// "-standin" as its first argument it runs Main instead of the tests.
+// TestMain lets the test binary be the stand-in process (nixtest.StandinMain).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-standin" {
-		os.Exit(Main(os.Args[2:], os.Stderr))
-	}
+	nixtest.StandinMain()
 	os.Exit(m.Run())
 }
 
-type standin struct {
+type proc struct {
 	cmd    *exec.Cmd
 	status string
 	store  string
@@ -33,10 +33,10 @@ type standin struct {
 	stderr *strings.Builder
 }
 
-func startStandin(t *testing.T, config string, flags ...string) *standin {
+func startStandin(t *testing.T, config string, flags ...string) *proc {
 	t.Helper()
 	dir := t.TempDir()
-	s := &standin{status: filepath.Join(dir, "status.json"), store: filepath.Join(dir, "store"), stderr: &strings.Builder{}}
+	s := &proc{status: filepath.Join(dir, "status.json"), store: filepath.Join(dir, "store"), stderr: &strings.Builder{}}
 	args := []string{"-standin", "run", "-status", s.status, "-store", s.store}
 	if config != "" {
 		s.config = filepath.Join(dir, "config.toml")
@@ -55,11 +55,11 @@ func startStandin(t *testing.T, config string, flags ...string) *standin {
 	return s
 }
 
-func (s *standin) wait(t *testing.T, what string, cond func(Status) bool) Status {
+func (s *proc) wait(t *testing.T, what string, cond func(standin.Status) bool) standin.Status {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, err := ReadStatus(s.status)
+		st, err := standin.ReadStatus(s.status)
 		if err == nil && cond(st) {
 			return st
 		}
@@ -70,14 +70,14 @@ func (s *standin) wait(t *testing.T, what string, cond func(Status) bool) Status
 	}
 }
 
-func (s *standin) signal(t *testing.T, sig syscall.Signal) {
+func (s *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (s *standin) exitCode(t *testing.T) int {
+func (s *proc) exitCode(t *testing.T) int {
 	t.Helper()
 	err := s.cmd.Wait()
 	var ee *exec.ExitError
@@ -93,22 +93,7 @@ func (s *standin) exitCode(t *testing.T) int {
 
 // bigLockFree reports whether an exclusive flock on the big-lock can be taken
 // now: the proof that no job holds it.
-func bigLockFree(t *testing.T, store string) bool {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(store, BigLock), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if err == nil {
-		return true
-	}
-	if !errors.Is(err, syscall.EWOULDBLOCK) {
-		t.Fatal(err)
-	}
-	return false
-}
+func bigLockFree(t *testing.T, store string) bool { return nixtest.BigLockFree(t, store) }
 
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
@@ -117,7 +102,7 @@ func writeFile(t *testing.T, path, text string) {
 	}
 }
 
-func runningJob(s Status) bool { return s.JobsRunning == 1 }
+func runningJob(s standin.Status) bool { return s.JobsRunning == 1 }
 
 func TestSIGQUITFinishesTheRunningJobAndExits0(t *testing.T) {
 	s := startStandin(t, "", "-jobs=-1", "-job-duration=400ms")
@@ -126,18 +111,18 @@ func TestSIGQUITFinishesTheRunningJobAndExits0(t *testing.T) {
 		t.Fatal("big-lock is free while a job runs")
 	}
 	s.signal(t, syscall.SIGQUIT)
-	s.wait(t, "draining", func(s Status) bool { return s.State == StateDraining })
+	s.wait(t, "draining", func(s standin.Status) bool { return s.State == standin.StateDraining })
 	if bigLockFree(t, s.store) {
 		t.Fatal("big-lock was released before the running job finished")
 	}
 	if code := s.exitCode(t); code != 0 {
 		t.Fatalf("exit status %d after SIGQUIT, want 0; log:\n%s", code, s.stderr)
 	}
-	after, err := ReadStatus(s.status)
+	after, err := standin.ReadStatus(s.status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.State != StateExited || after.JobsDone != before.JobsDone+1 || after.JobsAborted != 0 || after.JobsRunning != 0 {
+	if after.State != standin.StateExited || after.JobsDone != before.JobsDone+1 || after.JobsAborted != 0 || after.JobsRunning != 0 {
 		t.Errorf("after drain: %+v, want exited with job %d done and none aborted", after, before.JobsDone+1)
 	}
 	if !bigLockFree(t, s.store) {
@@ -147,7 +132,7 @@ func TestSIGQUITFinishesTheRunningJobAndExits0(t *testing.T) {
 
 func TestSIGQUITWhenIdleExitsAtOnce(t *testing.T) {
 	s := startStandin(t, "", "-jobs=0")
-	s.wait(t, "running", func(s Status) bool { return s.State == StateRunning })
+	s.wait(t, "running", func(s standin.Status) bool { return s.State == standin.StateRunning })
 	s.signal(t, syscall.SIGQUIT)
 	if code := s.exitCode(t); code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
@@ -158,16 +143,16 @@ func TestAbortSignalsAbortJobsAndExit1(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			s := startStandin(t, "", "-jobs=-1", "-job-duration=1h", "-concurrent=2")
-			s.wait(t, "two running jobs", func(s Status) bool { return s.JobsRunning == 2 })
+			s.wait(t, "two running jobs", func(s standin.Status) bool { return s.JobsRunning == 2 })
 			s.signal(t, sig)
 			if code := s.exitCode(t); code != 1 {
 				t.Fatalf("exit status %d, want 1", code)
 			}
-			st, err := ReadStatus(s.status)
+			st, err := standin.ReadStatus(s.status)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.State != StateAborted || st.JobsAborted != 2 || st.JobsDone != 0 {
+			if st.State != standin.StateAborted || st.JobsAborted != 2 || st.JobsDone != 0 {
 				t.Errorf("status %+v, want aborted with 2 jobs aborted", st)
 			}
 			if !bigLockFree(t, s.store) {
@@ -190,11 +175,11 @@ func configWithImage(image string) string {
 
 func TestSIGHUPReloadsConfig(t *testing.T) {
 	s := startStandin(t, configWithImage("nixos/nix@sha256:aaa"), "-jobs=0", "-reload-interval=1h")
-	s.wait(t, "first config", func(s Status) bool { return s.Image == "nixos/nix@sha256:aaa" })
+	s.wait(t, "first config", func(s standin.Status) bool { return s.Image == "nixos/nix@sha256:aaa" })
 	writeFile(t, s.config, configWithImage("nixos/nix@sha256:bbb"))
 	s.signal(t, syscall.SIGHUP)
-	st := s.wait(t, "reloaded config", func(s Status) bool { return s.Reloads == 1 })
-	if st.Image != "nixos/nix@sha256:bbb" || st.State != StateRunning {
+	st := s.wait(t, "reloaded config", func(s standin.Status) bool { return s.Reloads == 1 })
+	if st.Image != "nixos/nix@sha256:bbb" || st.State != standin.StateRunning {
 		t.Errorf("after SIGHUP: %+v, want image bbb and still running", st)
 	}
 	if len(st.Volumes) != 1 || st.Volumes[0] != "/srv/nix/store:/nix/store:rw" {
@@ -204,14 +189,14 @@ func TestSIGHUPReloadsConfig(t *testing.T) {
 
 func TestConfigChangeIsPickedUpWithoutSignal(t *testing.T) {
 	s := startStandin(t, configWithImage("a"), "-jobs=0", "-reload-interval=20ms")
-	s.wait(t, "first config", func(s Status) bool { return s.Image == "a" })
+	s.wait(t, "first config", func(s standin.Status) bool { return s.Image == "a" })
 	// A different size and a later mtime, whatever the clock's granularity.
 	writeFile(t, s.config, configWithImage("bb"))
 	later := time.Now().Add(time.Minute)
 	if err := os.Chtimes(s.config, later, later); err != nil {
 		t.Fatal(err)
 	}
-	st := s.wait(t, "changed config", func(s Status) bool { return s.Image == "bb" })
+	st := s.wait(t, "changed config", func(s standin.Status) bool { return s.Image == "bb" })
 	if st.Reloads != 0 || st.ConfigLoads < 2 {
 		t.Errorf("status %+v: want a load without a SIGHUP reload", st)
 	}
@@ -236,33 +221,33 @@ func TestStartAndStopDetached(t *testing.T) {
 	status := filepath.Join(dir, "status.json")
 	store := filepath.Join(dir, "store")
 	var out strings.Builder
-	// Main's start re-executes os.Args up to the subcommand, so hand it a
-	// command line that routes back to Main.
+	// standin.Main's start re-executes os.Args up to the subcommand, so hand it a
+	// command line that routes back to standin.Main.
 	saved := os.Args
 	os.Args = []string{saved[0], "-standin", "start", "-status", status, "-store", store, "-jobs=1", "-job-duration=300ms"}
-	code := Main(os.Args[2:], &out)
+	code := standin.Main(os.Args[2:], &out)
 	os.Args = saved
 	if code != 0 {
 		t.Fatalf("start: exit %d: %s", code, out.String())
 	}
-	st, err := ReadStatus(status)
+	st, err := standin.ReadStatus(status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Alive(st.PID) {
+	if !standin.Alive(st.PID) {
 		t.Fatal("detached stand-in is not running")
 	}
-	if code := Main([]string{"stop", "-status", status}, &out); code != 0 {
+	if code := standin.Main([]string{"stop", "-status", status}, &out); code != 0 {
 		t.Fatalf("stop: exit %d: %s", code, out.String())
 	}
-	if Alive(st.PID) {
+	if standin.Alive(st.PID) {
 		t.Error("stand-in still alive after stop")
 	}
-	st, err = ReadStatus(status)
+	st, err = standin.ReadStatus(status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != StateExited || st.JobsDone != 1 {
+	if st.State != standin.StateExited || st.JobsDone != 1 {
 		t.Errorf("after stop: %+v, want exited with its job done", st)
 	}
 }
@@ -276,7 +261,7 @@ func TestParentEndAborts(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), Options{
+		done <- standin.Run(context.Background(), standin.Options{
 			StatusFile: filepath.Join(t.TempDir(), "status.json"), Jobs: -1, JobDuration: time.Minute,
 			Parent: parent.Process.Pid, Log: slog.New(slog.DiscardHandler),
 		})
@@ -290,8 +275,8 @@ func TestParentEndAborts(t *testing.T) {
 	parent.Wait()
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrAborted) {
-			t.Fatalf("after its parent ended: %v, want ErrAborted", err)
+		if !errors.Is(err, standin.ErrAborted) {
+			t.Fatalf("after its parent ended: %v, want standin.ErrAborted", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stand-in outlived its parent")
