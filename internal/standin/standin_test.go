@@ -25,26 +25,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// proc is a stand-in running in the foreground ("run"), its stderr in
+// its log.
 type proc struct {
-	cmd    *exec.Cmd
-	status string
-	store  string
-	config string
-	stderr *strings.Builder
+	*nixtest.Standin
+	cmd *exec.Cmd
 }
 
 func startStandin(t *testing.T, config string, flags ...string) *proc {
 	t.Helper()
-	dir := t.TempDir()
-	s := &proc{status: filepath.Join(dir, "status.json"), store: filepath.Join(dir, "store"), stderr: &strings.Builder{}}
-	args := []string{"-standin", "run", "-status", s.status, "-store", s.store}
+	s := &proc{Standin: nixtest.NewStandin(t, "", "")}
+	args := []string{"-standin", "run", "-status", s.Status, "-store", s.Store}
 	if config != "" {
-		s.config = filepath.Join(dir, "config.toml")
-		writeFile(t, s.config, config)
-		args = append(args, "-config", s.config)
+		s.WriteConfig(t, config)
+		args = append(args, "-config", s.Config)
 	}
+	log, err := os.Create(s.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
 	s.cmd = exec.Command(os.Args[0], append(args, flags...)...)
-	s.cmd.Stderr = s.stderr
+	s.cmd.Stderr = log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,21 +55,6 @@ func startStandin(t *testing.T, config string, flags ...string) *proc {
 		s.cmd.Wait()
 	})
 	return s
-}
-
-func (s *proc) wait(t *testing.T, what string, cond func(standin.Status) bool) standin.Status {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := standin.ReadStatus(s.status)
-		if err == nil && cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stand-in never reached %s: last status %+v (%v); log:\n%s", what, st, err, s.stderr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func (s *proc) signal(t *testing.T, sig syscall.Signal) {
@@ -106,33 +93,34 @@ func runningJob(s standin.Status) bool { return s.JobsRunning == 1 }
 
 func TestSIGQUITFinishesTheRunningJobAndExits0(t *testing.T) {
 	s := startStandin(t, "", "-jobs=-1", "-job-duration=400ms")
-	before := s.wait(t, "a running job", runningJob)
-	if bigLockFree(t, s.store) {
+	before := s.Wait(t, "a running job", runningJob)
+	if bigLockFree(t, s.Store) {
 		t.Fatal("big-lock is free while a job runs")
 	}
 	s.signal(t, syscall.SIGQUIT)
-	s.wait(t, "draining", func(s standin.Status) bool { return s.State == standin.StateDraining })
-	if bigLockFree(t, s.store) {
+	s.Wait(t, "draining", func(s standin.Status) bool { return s.State == standin.StateDraining })
+	if bigLockFree(t, s.Store) {
 		t.Fatal("big-lock was released before the running job finished")
 	}
 	if code := s.exitCode(t); code != 0 {
-		t.Fatalf("exit status %d after SIGQUIT, want 0; log:\n%s", code, s.stderr)
+		log, _ := os.ReadFile(s.Log)
+		t.Fatalf("exit status %d after SIGQUIT, want 0; log:\n%s", code, log)
 	}
-	after, err := standin.ReadStatus(s.status)
+	after, err := standin.ReadStatus(s.Status)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.State != standin.StateExited || after.JobsDone != before.JobsDone+1 || after.JobsAborted != 0 || after.JobsRunning != 0 {
 		t.Errorf("after drain: %+v, want exited with job %d done and none aborted", after, before.JobsDone+1)
 	}
-	if !bigLockFree(t, s.store) {
+	if !bigLockFree(t, s.Store) {
 		t.Error("big-lock still held after exit")
 	}
 }
 
 func TestSIGQUITWhenIdleExitsAtOnce(t *testing.T) {
 	s := startStandin(t, "", "-jobs=0")
-	s.wait(t, "running", func(s standin.Status) bool { return s.State == standin.StateRunning })
+	s.Wait(t, "running", func(s standin.Status) bool { return s.State == standin.StateRunning })
 	s.signal(t, syscall.SIGQUIT)
 	if code := s.exitCode(t); code != 0 {
 		t.Fatalf("exit status %d, want 0", code)
@@ -143,19 +131,19 @@ func TestAbortSignalsAbortJobsAndExit1(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			s := startStandin(t, "", "-jobs=-1", "-job-duration=1h", "-concurrent=2")
-			s.wait(t, "two running jobs", func(s standin.Status) bool { return s.JobsRunning == 2 })
+			s.Wait(t, "two running jobs", func(s standin.Status) bool { return s.JobsRunning == 2 })
 			s.signal(t, sig)
 			if code := s.exitCode(t); code != 1 {
 				t.Fatalf("exit status %d, want 1", code)
 			}
-			st, err := standin.ReadStatus(s.status)
+			st, err := standin.ReadStatus(s.Status)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if st.State != standin.StateAborted || st.JobsAborted != 2 || st.JobsDone != 0 {
 				t.Errorf("status %+v, want aborted with 2 jobs aborted", st)
 			}
-			if !bigLockFree(t, s.store) {
+			if !bigLockFree(t, s.Store) {
 				t.Error("big-lock still held after exit")
 			}
 		})
@@ -175,10 +163,10 @@ func configWithImage(image string) string {
 
 func TestSIGHUPReloadsConfig(t *testing.T) {
 	s := startStandin(t, configWithImage("nixos/nix@sha256:aaa"), "-jobs=0", "-reload-interval=1h")
-	s.wait(t, "first config", func(s standin.Status) bool { return s.Image == "nixos/nix@sha256:aaa" })
-	writeFile(t, s.config, configWithImage("nixos/nix@sha256:bbb"))
+	s.Wait(t, "first config", func(s standin.Status) bool { return s.Image == "nixos/nix@sha256:aaa" })
+	writeFile(t, s.Config, configWithImage("nixos/nix@sha256:bbb"))
 	s.signal(t, syscall.SIGHUP)
-	st := s.wait(t, "reloaded config", func(s standin.Status) bool { return s.Reloads == 1 })
+	st := s.Wait(t, "reloaded config", func(s standin.Status) bool { return s.Reloads == 1 })
 	if st.Image != "nixos/nix@sha256:bbb" || st.State != standin.StateRunning {
 		t.Errorf("after SIGHUP: %+v, want image bbb and still running", st)
 	}
@@ -189,14 +177,14 @@ func TestSIGHUPReloadsConfig(t *testing.T) {
 
 func TestConfigChangeIsPickedUpWithoutSignal(t *testing.T) {
 	s := startStandin(t, configWithImage("a"), "-jobs=0", "-reload-interval=20ms")
-	s.wait(t, "first config", func(s standin.Status) bool { return s.Image == "a" })
+	s.Wait(t, "first config", func(s standin.Status) bool { return s.Image == "a" })
 	// A different size and a later mtime, whatever the clock's granularity.
-	writeFile(t, s.config, configWithImage("bb"))
+	writeFile(t, s.Config, configWithImage("bb"))
 	later := time.Now().Add(time.Minute)
-	if err := os.Chtimes(s.config, later, later); err != nil {
+	if err := os.Chtimes(s.Config, later, later); err != nil {
 		t.Fatal(err)
 	}
-	st := s.wait(t, "changed config", func(s standin.Status) bool { return s.Image == "bb" })
+	st := s.Wait(t, "changed config", func(s standin.Status) bool { return s.Image == "bb" })
 	if st.Reloads != 0 || st.ConfigLoads < 2 {
 		t.Errorf("status %+v: want a load without a SIGHUP reload", st)
 	}
@@ -204,7 +192,7 @@ func TestConfigChangeIsPickedUpWithoutSignal(t *testing.T) {
 
 func TestMetricsReportRunningJobs(t *testing.T) {
 	s := startStandin(t, "listen_address = \"127.0.0.1:0\"\n"+configWithImage("a"), "-jobs=-1", "-job-duration=1h")
-	st := s.wait(t, "a running job", runningJob)
+	st := s.Wait(t, "a running job", runningJob)
 	resp, err := http.Get("http://" + st.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
