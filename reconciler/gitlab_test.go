@@ -3,18 +3,17 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"testing"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 func TestGitLabRepo(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
+	ts := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := ts.Emu
 	emu.AddToken("glpat-reader", "reader")
 	if _, err := emu.AddProject("group/app", "trunk", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"}); err != nil {
 		t.Fatal(err)

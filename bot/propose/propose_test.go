@@ -3,7 +3,6 @@ package propose
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/bot/pin"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 const botToken = "glpat-bot"
@@ -42,17 +42,13 @@ type env struct {
 
 func newEnv(t *testing.T, projects map[string]map[string]string) *env {
 	t.Helper()
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
-	emu.AddToken(botToken, "hydrafy-bot")
-	emu.AddUser("alice", "Alice", "alice@example.com")
+	g := nixtest.NewGitLab(t, gitlabemu.Options{})
+	g.Emu.AddToken(botToken, "hydrafy-bot")
+	g.Emu.AddUser("alice", "Alice", "alice@example.com")
 	for path, files := range projects {
-		if _, err := emu.AddProject(path, "main", files); err != nil {
-			t.Fatal(err)
-		}
+		g.Project(t, path, files)
 	}
-	return &env{emu: emu, url: ts.URL, gl: client(t, ts.URL, botToken)}
+	return &env{emu: g.Emu, url: g.URL, gl: client(t, g.URL, botToken)}
 }
 
 func client(t testing.TB, url, token string) *gitlab.Client {

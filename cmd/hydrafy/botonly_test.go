@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,13 +37,10 @@ func TestServeBotOnly(t *testing.T) {
 	reg := nixtest.Registry(t)
 	rel := nixtest.PushRelease(t, reg, "2.25.0", "latest")
 	repo := reg + "/nixos/nix"
-	emu := gitlabemu.New(gitlabemu.Options{})
-	gts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { gts.Close(); emu.Close() })
+	gts := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := gts.Emu
 	emu.AddToken(e2eBotToken, "hydrafy-bot")
-	if _, err := emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + ":latest\n"}); err != nil {
-		t.Fatal(err)
-	}
+	gts.Project(t, "group/app", map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + ":latest\n"})
 
 	dir := t.TempDir()
 	addr := freeAddr(t)
@@ -134,14 +130,11 @@ func TestTwoBotsServe(t *testing.T) {
 		nixtest.PushRelease(t, reg, "2.27.0"),
 	}
 	repo := reg + "/nixos/nix"
-	emu := gitlabemu.New(gitlabemu.Options{})
-	gts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { gts.Close(); emu.Close() })
+	gts := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := gts.Emu
 	projects := []string{"group/app", "group/infra", "group/docs"}
 	for _, p := range projects {
-		if _, err := emu.AddProject(p, "main", map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + ":latest\n"}); err != nil {
-			t.Fatal(err)
-		}
+		gts.Project(t, p, map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + ":latest\n"})
 	}
 	// Both daemons run in this process: each reads its token from its
 	// own file.

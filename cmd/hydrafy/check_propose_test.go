@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // TestCheckProposes runs `hydrafy check` (watch + propose) twice against the
@@ -17,9 +17,8 @@ import (
 // write call at all.
 func TestCheckProposes(t *testing.T) {
 	host, digest := checkRegistry(t, nil)
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
+	ts := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := ts.Emu
 	emu.AddToken("glpat-check", "hydrafy-bot")
 	for path, ci := range map[string]string{
 		"team/app": "image: \"" + host + "/nixos/nix:latest\"\n",

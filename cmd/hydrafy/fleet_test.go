@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,15 +264,12 @@ func TestFleet(t *testing.T) {
 	relC := nixtest.PushRelease(t, reg, "2.26.0")
 	repo := reg + "/nixos/nix"
 
-	emu := gitlabemu.New(gitlabemu.Options{HookBackoff: 10 * time.Millisecond})
-	gts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { gts.Close(); emu.Close() })
+	gts := nixtest.NewGitLab(t, gitlabemu.Options{HookBackoff: 10 * time.Millisecond})
+	emu := gts.Emu
 	emu.AddToken(fleetBotToken, "hydrafy-bot")
 	emu.AddUser("alice", "Alice", "alice@example.com")
 	for _, p := range fleetProjects {
-		if _, err := emu.AddProject(p, "main", map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + "@" + relA.Digest + "\n  script: [nix build]\n"}); err != nil {
-			t.Fatal(err)
-		}
+		gts.Project(t, p, map[string]string{".gitlab-ci.yml": "build:\n  image: " + repo + "@" + relA.Digest + "\n  script: [nix build]\n"})
 	}
 
 	hosts := []*fleetHost{

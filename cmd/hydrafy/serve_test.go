@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,13 +113,10 @@ type e2e struct {
 // the stand-in starts (and its jobs lock the store).
 func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	t.Helper()
-	e := &e2e{emu: gitlabemu.New(gitlabemu.Options{HookBackoff: 10 * time.Millisecond})}
-	gts := httptest.NewServer(e.emu.Handler())
-	t.Cleanup(func() { gts.Close(); e.emu.Close() })
+	gts := nixtest.NewGitLab(t, gitlabemu.Options{HookBackoff: 10 * time.Millisecond})
+	e := &e2e{emu: gts.Emu}
 	e.emu.AddToken(e2eBotToken, "hydrafy-bot")
-	if _, err := e.emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": ci}); err != nil {
-		t.Fatal(err)
-	}
+	gts.Project(t, "group/app", map[string]string{".gitlab-ci.yml": ci})
 	e.runnerID = e.emu.AddRunner("nix host", "glrt-e2e")
 	gl, err := gitlab.NewClient(e2eBotToken, gitlab.WithBaseURL(gts.URL))
 	if err != nil {
