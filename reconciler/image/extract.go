@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,6 +94,23 @@ type layerExtract struct {
 	db    dbLayer
 	// hasStore: the layer has entries below nix/store (db phase).
 	hasStore bool
+	// valid are the store path names the live store holds already: their
+	// entries are dropped.
+	valid map[string]bool
+}
+
+// held returns the store paths the layer held, extracted or left out as
+// valid, sorted.
+func (lx *layerExtract) held() []string {
+	out := make([]string, 0, len(lx.order)+len(lx.valid))
+	for _, n := range lx.order {
+		out = append(out, "/nix/store/"+n)
+	}
+	for n := range lx.valid {
+		out = append(out, "/nix/store/"+n)
+	}
+	sort.Strings(out)
+	return out
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
@@ -101,7 +119,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 // the store phase the store paths it holds, complete and canonical, in the
 // db phase its db files.
 func (s *stager) extract(ctx context.Context, index int, r io.Reader, ph phase) (*layerExtract, error) {
-	lx := &layerExtract{s: s, index: index, phase: ph, paths: map[string]*storePath{}}
+	lx := &layerExtract{s: s, index: index, phase: ph, paths: map[string]*storePath{}, valid: map[string]bool{}}
 	defer func() {
 		for _, p := range lx.paths {
 			p.closeFds()

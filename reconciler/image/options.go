@@ -22,9 +22,17 @@ type Options struct {
 	// store's filesystem so that staged paths can be renamed into place.
 	StageIn string
 	// Skip reports layers not to download (their store paths are already
-	// merged). It is asked only for layers whose history lists store
-	// paths; nil skips nothing.
+	// merged). It is asked for the layers whose store paths are known
+	// (recorded, or listed in their history); nil skips nothing.
 	Skip func(layer v1.Hash, storePaths []string) bool
+	// Recorded returns the store paths a layer held when it was extracted
+	// before (nil: unknown). They take the place of the layer's history
+	// comment, which other tools drop or never write; nil knows none.
+	Recorded func(layer v1.Hash) []string
+	// Valid reports store paths the live store holds already: their
+	// entries are neither written nor hashed (nil: none). The stage then
+	// lacks them, as it lacks the paths of skipped layers.
+	Valid func(storePath string) bool
 	// Progress receives a progress line, redrawn in place; nil is quiet.
 	Progress io.Writer
 	// Parallel is how many layers are pulled and extracted at once;

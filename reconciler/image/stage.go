@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,15 @@ type Staged struct {
 	Bytes int64
 	// Config is the platform image's config file.
 	Config *v1.ConfigFile
+	// Held are, by layer, the store paths the layer held as extracted (or,
+	// for a skipped layer, as recorded or listed): what a layer record
+	// should say. Nil for a layer whose paths are not known.
+	Held [][]string
+	// History are, by layer, the store paths its history comment lists.
+	History [][]string
+	// AlreadyValid counts store paths not written because the live store
+	// held them already (Options.Valid).
+	AlreadyValid int
 }
 
 // Close removes the staging dir, read-only trees included.
@@ -124,7 +134,21 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 		removeTree(s.dir)
 		return nil, err
 	}
-	todo, skipped := s.plan(layers, layerPaths(cf, len(layers)), o.Skip)
+	listed := layerPaths(cf, len(layers))
+	if o.Recorded != nil {
+		for i, l := range layers {
+			if rec := o.Recorded(l.digest); len(rec) > 0 {
+				listed[i] = rec
+			}
+		}
+	}
+	s.valid = o.Valid
+	todo, skipped := s.plan(layers, listed, o.Skip)
+	for i := range layers {
+		if !slices.Contains(todo, i) {
+			s.held[i] = listed[i]
+		}
+	}
 	var total int64
 	for _, i := range todo {
 		total += layers[i].size
@@ -148,10 +172,14 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 		return fail(err)
 	}
 	s.close()
+	maps.Copy(skipped, s.validSeen)
 	if err := verify(s, st, skipped); err != nil {
 		return fail(fmt.Errorf("pulling %s: %w", r, err))
 	}
 	st.Bytes = s.written.Load()
+	st.Held = s.held
+	st.History = layerPaths(cf, len(layers))
+	st.AlreadyValid = len(s.validSeen)
 	return st, nil
 }
 
@@ -207,6 +235,7 @@ func (pl *pull) db(ctx context.Context) (map[int]bool, error) {
 		pl.s.scanned[i] = true
 		if !lx.hasStore {
 			done[i] = true
+			pl.s.held[i] = []string{}
 			pl.prog.done.Add(1)
 		}
 		if lx.db.opaque || slices.Contains(lx.db.files, "db.sqlite") {
@@ -234,9 +263,11 @@ func (pl *pull) store(ctx context.Context, todo []int, parallel int) error {
 			break
 		}
 		g.Go(func() error {
-			if _, err := pl.layer(ctx, i, storePhase); err != nil {
+			lx, err := pl.layer(ctx, i, storePhase)
+			if err != nil {
 				return failed(pl.layerError(i, err))
 			}
+			pl.s.setHeld(i, lx.held())
 			pl.prog.done.Add(1)
 			return nil
 		})

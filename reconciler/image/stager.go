@@ -31,6 +31,8 @@ type stager struct {
 	// rows is what the image db declares for each store path; it is read
 	// before any store path is written.
 	rows map[string]store.PathInfo
+	// valid reports store paths the live store holds: not extracted.
+	valid func(string) bool
 
 	mu      sync.Mutex
 	claims  map[string]int    // store path name → layer index
@@ -39,6 +41,24 @@ type stager struct {
 	summed  map[string]int64  // store path → NAR size added up while extracting
 	db      []*dbLayer        // by layer index
 	scanned map[int]bool      // layers whose db the db phase took
+	// held are the store paths each layer held, by layer index.
+	held [][]string
+	// validSeen are store paths found in a layer and left out as valid.
+	validSeen map[string]bool
+}
+
+// setHeld records the store paths layer index held.
+func (s *stager) setHeld(index int, paths []string) {
+	s.mu.Lock()
+	s.held[index] = paths
+	s.mu.Unlock()
+}
+
+// leftValid records that store path p was left out: the live store holds it.
+func (s *stager) leftValid(p string) {
+	s.mu.Lock()
+	s.validSeen[p] = true
+	s.mu.Unlock()
 }
 
 // newStager creates the staging dir in parent with the store skeleton.
@@ -53,7 +73,8 @@ func newStager(parent string, layers int) (*stager, error) {
 		return nil, fmt.Errorf("creating the staging dir: %w", err)
 	}
 	s := &stager{dir: dir, chown: os.Geteuid() == 0 && os.Getegid() != 0, umask: umask(), claims: map[string]int{}, hashes: map[string]string{},
-		sizes: map[string]int64{}, summed: map[string]int64{}, db: make([]*dbLayer, layers), scanned: map[int]bool{}}
+		sizes: map[string]int64{}, summed: map[string]int64{}, db: make([]*dbLayer, layers), scanned: map[int]bool{},
+		held: make([][]string, layers), validSeen: map[string]bool{}}
 	if err := s.open(); err != nil {
 		s.close()
 		removeTree(dir)

@@ -30,6 +30,9 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 	if !storeName.MatchString(name) {
 		return fmt.Errorf("entry %q: %q is not a store path name", hdr.Name, name)
 	}
+	if lx.valid[name] {
+		return nil // the live store holds it: not written, not hashed
+	}
 	p := lx.paths[name]
 	if p == nil {
 		// Only paths the image db declares are written, and no more of
@@ -40,6 +43,11 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 		}
 		if err := lx.s.claim(name, lx.index); err != nil {
 			return err
+		}
+		if lx.s.valid != nil && lx.s.valid("/nix/store/"+name) {
+			lx.valid[name] = true
+			lx.s.leftValid("/nix/store/" + name)
+			return nil
 		}
 		p = &storePath{name: name, kinds: map[string]kind{}, files: map[string]fileMeta{}, fds: map[string]int{}, nar: newNarStream(),
 			narBytes: narHeader, declared: info.NarSize}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pendi
 		return nil, err
 	}
 	if skip {
-		pull.Skip = skipper.Skip
+		pull.Skip, pull.Recorded, pull.Valid = skipper.Skip, skipper.Recorded, skipper.Valid
 	}
 	st, err := image.Stage(ctx, ref, pull)
 	skipper.Close()
@@ -123,6 +124,7 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 	return &Result{
 		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, From: p.st.From, Store: p.dir, How: Merged,
 		Paths: len(rep.Added), Bytes: p.st.Bytes, Merge: &rep, LayersSkipped: p.skipped,
+		PathsLeftValid: p.st.AlreadyValid,
 	}, nil
 }
 
@@ -130,7 +132,34 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 // does after merging: for an image whose paths the store holds already
 // (Plan adds none), so that store.HeldImages knows it.
 func (p *Pending) Record() error {
-	return store.RecordLayers(p.dir, imageName(p.st), store.HistoryLayers(p.st.Layers, p.st.Config))
+	return store.RecordLayers(p.dir, imageName(p.st), heldLayers(p.st, p.o.Log))
+}
+
+// heldLayers are the layer records of a staged image: the store paths
+// each layer held as extracted. History comments only fill in for layers
+// whose paths were not seen; one that differs from what its layer held is
+// reported, and what the layer held is recorded.
+func heldLayers(st *image.Staged, log *slog.Logger) []store.Layer {
+	out := store.HistoryLayers(st.Layers, st.Config)
+	for i := range out {
+		if i >= len(st.Held) || st.Held[i] == nil {
+			continue
+		}
+		held := st.Held[i]
+		if i < len(st.History) && len(st.History[i]) > 0 && !sameSet(st.History[i], held) {
+			log.Warn("a layer's history lists other store paths than it held; recording what it held",
+				"layer", out[i].Digest, "history", st.History[i], "held", held)
+		}
+		out[i].Paths = held
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // Close removes the staging dir.

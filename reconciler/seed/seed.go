@@ -68,6 +68,9 @@ type Result struct {
 	Merge *store.MergeReport
 	// LayersSkipped counts layers not pulled because the store held their paths.
 	LayersSkipped int
+	// PathsLeftValid counts store paths of pulled layers that were neither
+	// written nor hashed because the store held them already.
+	PathsLeftValid int
 }
 
 // Seed pulls ref's store into o.Store. A missing or store-less DIR gets
@@ -130,7 +133,7 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	// so failing to write them is a warning, not a failed seed.
 	if err := store.ResetLayers(t.dir); err != nil {
 		o.Log.Warn("resetting the layer records", "err", err)
-	} else if err := store.RecordLayers(t.dir, imageName(st), store.HistoryLayers(st.Layers, st.Config)); err != nil {
+	} else if err := store.RecordLayers(t.dir, imageName(st), heldLayers(st, o.Log)); err != nil {
 		o.Log.Warn("recording the seeded layers", "err", err)
 	}
 	return &Result{

@@ -35,8 +35,8 @@ func NewSkipper(ctx context.Context, liveDir string) (*Skipper, error) {
 }
 
 // Skip reports whether layer need not be pulled: its store paths (those
-// its history lists, or else those recorded when it was merged) are all
-// valid in the live store now. A recorded layer whose paths were collected
+// given, from its record or history, or else those recorded when it was
+// merged) are all valid in the live store now. A recorded layer whose paths were collected
 // as garbage since is pulled again. A layer with no known store paths (the
 // top layer, which holds the db) is never skipped.
 func (s *Skipper) Skip(layer v1.Hash, storePaths []string) bool {
@@ -57,6 +57,24 @@ func (s *Skipper) Skip(layer v1.Hash, storePaths []string) bool {
 	}
 	s.skipped = append(s.skipped, layer.String())
 	return true
+}
+
+// Recorded returns the store paths recorded for layer (what it held when
+// it was extracted or merged before), nil when none are. It fits
+// image.Options.Recorded.
+func (s *Skipper) Recorded(layer v1.Hash) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recorded[layer.String()]
+}
+
+// Valid reports whether store path p is valid in the live store now. It
+// fits image.Options.Valid.
+func (s *Skipper) Valid(p string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _, ok, err := lookup(context.Background(), s.conn, p)
+	return err == nil && ok
 }
 
 // Skipped returns the digests of the layers Skip skipped.
