@@ -49,7 +49,7 @@ func BenchmarkSeedMerge(b *testing.B) {
 	ctx := context.Background()
 	tmp := b.TempDir()
 	host := nixtest.Registry(b)
-	push := func(name string, spec synth.Spec) string {
+	push := func(name string, spec synth.Spec) (string, string) {
 		root := filepath.Join(tmp, "build-"+name)
 		if _, err := synth.Build(root, spec); err != nil {
 			b.Fatal(err)
@@ -60,13 +60,22 @@ func BenchmarkSeedMerge(b *testing.B) {
 		}
 		ref := host + "/nixos/nix:" + name
 		nixtest.PushImage(b, ref, img)
-		return ref
+		// The same layers in an image without history comments.
+		plain := host + "/plain/nix:" + name
+		nixtest.PushImage(b, plain, noHistory(b, img, false))
+		return ref, plain
 	}
-	oldRef := push("old", benchRelease("2.24.9", "nixpkgs", 85))
-	newRef := push("new", benchRelease("2.25.0", "nixpkgs", 85))
+	oldRef, oldPlain := push("old", benchRelease("2.24.9", "nixpkgs", 85))
+	newRef, newPlain := push("new", benchRelease("2.25.0", "nixpkgs", 85))
 
 	live1 := filepath.Join(tmp, "live1")
 	if _, err := seed.Seed(ctx, oldRef, seed.Options{Store: live1}); err != nil {
+		b.Fatal(err)
+	}
+	// A series of images without history comments: their layer records
+	// come from what the layers held.
+	live1plain := filepath.Join(tmp, "live1plain")
+	if _, err := seed.Seed(ctx, oldPlain, seed.Options{Store: live1plain}); err != nil {
 		b.Fatal(err)
 	}
 	live10 := filepath.Join(tmp, "live10")
@@ -87,11 +96,15 @@ func BenchmarkSeedMerge(b *testing.B) {
 		b.Fatalf("the 10× store holds %d paths", n)
 	}
 
-	var fresh, merge1, merge10, commit1, commit10 []time.Duration
+	var runRef func(ref, dir string) (*seed.Result, time.Duration)
+	var fresh, merge1, merge10, mergePlain, commit1, commit10 []time.Duration
 	run := func(dir string) (*seed.Result, time.Duration) {
+		return runRef(newRef, dir)
+	}
+	runRef = func(ref, dir string) (*seed.Result, time.Duration) {
 		unix.Sync()
 		start := time.Now()
-		res, err := seed.Seed(ctx, newRef, seed.Options{Store: dir})
+		res, err := seed.Seed(ctx, ref, seed.Options{Store: dir})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -109,9 +122,17 @@ func BenchmarkSeedMerge(b *testing.B) {
 		}
 		fresh = append(fresh, d)
 
-		// The two merges take turns at going first.
-		for k := range 2 {
-			if (i+k)%2 == 0 {
+		// The merges take turns at going first.
+		for k := range 3 {
+			switch (i + k) % 3 {
+			case 2:
+				cp(b, live1plain, filepath.Join(it, "plain"))
+				res, d = runRef(newPlain, filepath.Join(it, "plain"))
+				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
+					b.Fatalf("merge without history comments: %+v", res)
+				}
+				mergePlain = append(mergePlain, d)
+			case 0:
 				cp(b, live1, filepath.Join(it, "merge"))
 				res, d = run(filepath.Join(it, "merge"))
 				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
@@ -119,7 +140,7 @@ func BenchmarkSeedMerge(b *testing.B) {
 				}
 				merge1 = append(merge1, d)
 				commit1 = append(commit1, res.Merge.Duration)
-			} else {
+			default:
 				cp(b, live10, filepath.Join(it, "merge10"))
 				res, d = run(filepath.Join(it, "merge10"))
 				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
@@ -141,6 +162,9 @@ func BenchmarkSeedMerge(b *testing.B) {
 	b.ReportMetric(ms(median(commit1)), "commit-ms")
 	b.ReportMetric(ms(median(commit10)), "commit10x-ms")
 	b.ReportMetric(float64(median(merge1))/float64(median(fresh)), "merge/fresh")
+	b.ReportMetric(float64(median(mergePlain))/float64(median(fresh)), "merge-nohistory/fresh")
+	b.ReportMetric(float64(slices.Max(mergePlain))/float64(median(fresh)), "merge-nohistory-max/fresh")
+	b.ReportMetric(float64(slices.Max(merge1))/float64(median(fresh)), "merge-max/fresh")
 	b.ReportMetric(float64(median(merge10))/float64(median(merge1)), "merge10x/merge")
 }
 

@@ -23,7 +23,7 @@ import (
 // comments, as images rebuilt by other tools have; with repack, every
 // store layer is written again with one more (dropped) entry, so that its
 // digest is new but it holds the same store path.
-func noHistory(t *testing.T, img v1.Image, repack bool) v1.Image {
+func noHistory(t testing.TB, img v1.Image, repack bool) v1.Image {
 	t.Helper()
 	layers, err := img.Layers()
 	if err != nil {
