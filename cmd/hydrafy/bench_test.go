@@ -50,11 +50,7 @@ func pushSynth(b *testing.B, host, version string, o synth.ReleaseOptions) (stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	idx, err := synth.Index(img)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return nixtest.PushIndex(b, host+"/nixos/nix:"+version, idx), size
+	return nixtest.PushIndex(b, host+"/nixos/nix:"+version, nixtest.Index(b, img)), size
 }
 
 // BenchmarkRunnerDowntime runs one reconcile pass that merges a ~300 MB

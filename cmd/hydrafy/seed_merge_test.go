@@ -24,14 +24,9 @@ func TestSeedCommandMerge(t *testing.T) {
 	host := nixtest.Registry(t)
 	var paths [2][]string
 	for i, v := range []string{"2.24.9", "2.25.0"} {
-		root := t.TempDir()
-		nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: v, Paths: 8, Shared: 6, Base: "n", FilesPerPath: 2}))
-		paths[i] = nixtest.Paths(t, root)
-		img, err := synth.Image(root, synth.ImageOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nixtest.PushImage(t, host+"/nixos/nix:"+v, img)
+		b := nixtest.NixImage(t, synth.Release(synth.ReleaseOptions{Version: v, Paths: 8, Shared: 6, Base: "n", FilesPerPath: 2}), synth.ImageOptions{})
+		paths[i] = b.Paths
+		nixtest.PushImage(t, host+"/nixos/nix:"+v, b.Image)
 	}
 	dir := filepath.Join(t.TempDir(), "nix-backup")
 	seedRun := func(args ...string) (int, string, string) {

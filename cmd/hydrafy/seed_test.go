@@ -15,24 +15,11 @@ import (
 )
 
 func TestSeedCommand(t *testing.T) {
-	root := t.TempDir()
-	nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 5, FilesPerPath: 3}))
-	want := nixtest.Paths(t, root)
-	amd, err := synth.Image(root, synth.ImageOptions{Arch: "amd64"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := t.TempDir()
-	nixtest.Build(t, other, synth.Release(synth.ReleaseOptions{Version: "arm", Paths: 4, FilesPerPath: 1}))
-	arm, err := synth.Image(other, synth.ImageOptions{Arch: "arm64"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := synth.Index(amd, arm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	amd := nixtest.NixImage(t, synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 5, FilesPerPath: 3}), synth.ImageOptions{Arch: "amd64"})
+	want := amd.Paths
+	arm := nixtest.NixImage(t, synth.Release(synth.ReleaseOptions{Version: "arm", Paths: 4, FilesPerPath: 1}), synth.ImageOptions{Arch: "arm64"})
 	host := nixtest.Registry(t)
+	idx := nixtest.Index(t, amd.Image, arm.Image)
 	digest := nixtest.PushIndex(t, host+"/nixos/nix:2.24.9", idx)
 	dir := filepath.Join(t.TempDir(), "nix-backup")
 
@@ -80,7 +67,7 @@ func TestSeedCommand(t *testing.T) {
 	if code != 0 || out != "" || errs != "" {
 		t.Errorf("quiet replace: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if diff := cmp.Diff(nixtest.Paths(t, other), nixtest.Verify(t, dir)); diff != "" {
+	if diff := cmp.Diff(arm.Paths, nixtest.Verify(t, dir)); diff != "" {
 		t.Errorf("replaced store (-want +got):\n%s", diff)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
@@ -66,34 +67,35 @@ func TestVerifyCatchesCorruption(t *testing.T) {
 }
 
 func TestRegistryRoundTrip(t *testing.T) {
-	root := t.TempDir()
 	spec := synth.Release(synth.ReleaseOptions{Version: "1", Paths: 5, FilesPerPath: 2})
-	if _, err := synth.Build(root, spec); err != nil {
-		t.Fatal(err)
-	}
-	amd, err := synth.Image(root, synth.ImageOptions{Arch: "amd64", NixVersion: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	arm, err := synth.Image(root, synth.ImageOptions{Arch: "arm64", NixVersion: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := synth.Index(amd, arm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	amd := nixtest.GoImage(t, spec, synth.ImageOptions{Arch: "amd64", NixVersion: "1"})
+	arm := nixtest.GoImage(t, spec, synth.ImageOptions{Arch: "arm64", NixVersion: "1"})
 	host := nixtest.Registry(t)
-	d := nixtest.PushIndex(t, host+"/nixos/nix:1", idx)
+	d := nixtest.PushIndex(t, host+"/nixos/nix:1", nixtest.Index(t, amd.Image, arm.Image))
 	if !strings.HasPrefix(d, "sha256:") {
 		t.Fatalf("digest %q", d)
 	}
-	layers, err := amd.Layers()
+	if len(amd.Paths) != len(spec.Paths) {
+		t.Errorf("%d paths, want %d", len(amd.Paths), len(spec.Paths))
+	}
+	layers, err := amd.Image.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(layers) != len(spec.Paths)+1 {
 		t.Errorf("image has %d layers, want one per store path plus the top layer (%d)", len(layers), len(spec.Paths)+1)
+	}
+	for _, tc := range []struct {
+		img  v1.Image
+		want int
+	}{{amd.Image, len(spec.Paths) + 1}, {nixtest.WithoutHistory(t, amd.Image), 0}} {
+		cf, err := tc.img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cf.History) != tc.want {
+			t.Errorf("%d history entries, want %d", len(cf.History), tc.want)
+		}
 	}
 }
 

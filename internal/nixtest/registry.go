@@ -84,17 +84,9 @@ type Release struct {
 // and also under each of tags.
 func PushRelease(t testing.TB, host, version string, tags ...string) Release {
 	t.Helper()
-	root := t.TempDir()
-	Build(t, root, synth.Release(synth.ReleaseOptions{Version: version, Paths: 6, Shared: 3, Base: "nixpkgs", FilesPerPath: 3}))
-	img, err := synth.Image(root, synth.ImageOptions{Arch: "amd64", NixVersion: version})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := synth.Index(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := Release{Digest: PushIndex(t, host+"/nixos/nix:"+version, idx), Paths: Paths(t, root), Index: idx}
+	b := NixImage(t, synth.Release(synth.ReleaseOptions{Version: version, Paths: 6, Shared: 3, Base: "nixpkgs", FilesPerPath: 3}), synth.ImageOptions{Arch: "amd64", NixVersion: version})
+	idx := Index(t, b.Image)
+	r := Release{Digest: PushIndex(t, host+"/nixos/nix:"+version, idx), Paths: b.Paths, Index: idx}
 	for _, tag := range tags {
 		PushIndex(t, host+"/nixos/nix:"+tag, idx)
 	}
