@@ -3,11 +3,13 @@ package nixtest_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
@@ -117,3 +119,28 @@ func TestPeakDisk(t *testing.T) {
 		t.Errorf("peak %d, want at least 8 MiB", peak)
 	}
 }
+
+// TestAddResult: build results land as Nix registers them, with their
+// references and their age, and the store verifies.
+func TestAddResult(t *testing.T) {
+	root := t.TempDir()
+	nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: "1", Paths: 3, FilesPerPath: 1}))
+	deps := nixtest.Paths(t, root)
+	src := nixtest.AddResult(t, root, "source", nixtest.ResultOptions{})
+	old := nixtest.AddResult(t, root, "old-build", nixtest.ResultOptions{Refs: []string{deps[0], src}, Age: 48 * time.Hour})
+	fresh := nixtest.AddResult(t, root, "fresh-build", nixtest.ResultOptions{Refs: []string{old}})
+	nixtest.Verify(t, root)
+	refs := nixtest.RefsOf(t, root, []string{src, old, fresh})
+	want := map[string][]string{src: nil, old: sortedPaths(deps[0], src), fresh: {old}}
+	if diff := cmp.Diff(want, refs, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("references (-want +got):\n%s", diff)
+	}
+	if age := time.Since(nixtest.Registered(t, root, old)); age < 47*time.Hour || age > 49*time.Hour {
+		t.Errorf("old build registered %s ago, want 48h", age)
+	}
+	if age := time.Since(nixtest.Registered(t, root, fresh)); age > time.Hour {
+		t.Errorf("fresh build registered %s ago", age)
+	}
+}
+
+func sortedPaths(p ...string) []string { return slices.Sorted(slices.Values(p)) }
