@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 const examplePath = "../deploy/hydrafy.example.toml"
@@ -27,32 +28,6 @@ var siteSpecific = []string{
 	"gitlab.url",
 	"server.resync_token_file",
 	"server.webhook_secret_file",
-}
-
-// tomlKeys returns the dotted TOML keys of struct type t, nested sections
-// and array-of-table elements included ("projects.path").
-func tomlKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for f := range t.Fields() {
-		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = f.Name
-		}
-		key := prefix + tag
-		ft := f.Type
-		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
-			ft = ft.Elem()
-		}
-		if ft.Kind() == reflect.Struct {
-			keys = append(keys, tomlKeys(ft, key+".")...)
-			continue
-		}
-		keys = append(keys, key)
-	}
-	return keys
 }
 
 // leaf returns the value at a dotted key of a Config (not under projects).
@@ -71,7 +46,7 @@ func leaf(c config.Config, key string) any {
 }
 
 func TestTomlKeysWalk(t *testing.T) {
-	keys := tomlKeys(reflect.TypeFor[config.Config](), "")
+	keys := nixtest.TOMLKeys(config.Config{})
 	// A few keys from each kind of nesting, to prove the walk descends.
 	for _, want := range []string{"server.listen", "watch.settle", "projects.path", "projects.automerge", "runner.stop_command", "reconcile.schedule"} {
 		if !slices.Contains(keys, want) {
@@ -104,7 +79,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	for _, k := range md.Keys() {
 		defined[k.String()] = true
 	}
-	all := tomlKeys(reflect.TypeFor[config.Config](), "")
+	all := nixtest.TOMLKeys(config.Config{})
 	for _, k := range all {
 		if !defined[k] {
 			t.Errorf("%s does not set %s (document every key with its default)", examplePath, k)

@@ -2,39 +2,18 @@ package deploy_test
 
 import (
 	"os"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/config"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // documents are the files of this directory that name config keys.
 var documents = []string{"INSTALL.md", "Dockerfile", "hydrafy.service", "runner-config.toml", "hydrafy.example.toml",
 	"hydrafy.bot.toml", "hydrafy.reconciler.toml"}
-
-// configKeys returns the dotted TOML keys of struct type t.
-func configKeys(t reflect.Type, prefix string) []string {
-	var keys []string
-	for f := range t.Fields() {
-		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		ft := f.Type
-		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
-			ft = ft.Elem()
-		}
-		if ft.Kind() == reflect.Struct {
-			keys = append(keys, configKeys(ft, prefix+tag+".")...)
-			continue
-		}
-		keys = append(keys, prefix+tag)
-	}
-	return keys
-}
 
 // keyRef finds "section.key" in prose: not part of a host name, a file
 // name or a longer dotted word.
@@ -44,7 +23,7 @@ var keyRef = regexp.MustCompile(`(?:^|[^\w./-])((?:server|gitlab|bot|watch|propo
 // files mention against config.Config, so a renamed key cannot leave a
 // stale instruction behind.
 func TestDocumentsNameRealKeys(t *testing.T) {
-	keys := configKeys(reflect.TypeFor[config.Config](), "")
+	keys := nixtest.TOMLKeys(config.Config{})
 	seen := 0
 	for _, doc := range documents {
 		data, err := os.ReadFile(doc)

@@ -1,0 +1,41 @@
+package nixtest
+
+import (
+	"reflect"
+	"strings"
+)
+
+// TOMLKeys returns the dotted TOML keys of the struct v (a value or its
+// type), nested sections and array-of-table elements included
+// ("projects.path"): what docs and examples are checked against.
+func TOMLKeys(v any) []string {
+	t, ok := v.(reflect.Type)
+	if !ok {
+		t = reflect.TypeOf(v)
+	}
+	return tomlKeys(t, "")
+}
+
+func tomlKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		key := prefix + tag
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			keys = append(keys, tomlKeys(ft, key+".")...)
+			continue
+		}
+		keys = append(keys, key)
+	}
+	return keys
+}
