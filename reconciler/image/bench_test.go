@@ -18,17 +18,9 @@ import (
 func BenchmarkStage(b *testing.B) {
 	for _, files := range []int{25, 100} {
 		b.Run(fmt.Sprintf("%dfiles-per-path", files), func(b *testing.B) {
-			root := b.TempDir()
-			spec := synth.Release(synth.ReleaseOptions{Version: fmt.Sprint(files), Paths: 100, FilesPerPath: files, FileSize: 30_000})
-			if _, err := synth.Build(root, spec); err != nil {
-				b.Fatal(err)
-			}
-			img, err := synth.Image(root, synth.ImageOptions{})
-			if err != nil {
-				b.Fatal(err)
-			}
+			rel := nixtest.GoImage(b, synth.Release(synth.ReleaseOptions{Version: fmt.Sprint(files), Paths: 100, FilesPerPath: files, FileSize: 30_000}), synth.ImageOptions{})
 			ref := nixtest.Registry(b) + "/bench/nix:1"
-			nixtest.PushImage(b, ref, img)
+			nixtest.PushImage(b, ref, rel.Image)
 			stageIn := b.TempDir()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

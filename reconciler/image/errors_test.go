@@ -3,8 +3,6 @@ package image_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,22 +13,12 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 )
-
-// wrappedRegistry serves go-containerregistry's registry through wrap and
-// returns its host.
-func wrappedRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
-	t.Helper()
-	srv := httptest.NewServer(wrap(registry.New(registry.Logger(log.New(io.Discard, "", 0)))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // pass lets the test push through a wrapped registry before it bites.
 type gate struct{ on atomic.Bool }
@@ -60,7 +48,7 @@ func TestStageErrors(t *testing.T) {
 	nixtest.PushImage(t, plain+"/library/debian:12", notNix)
 
 	var unauth gate
-	unauthHost := wrappedRegistry(t, unauth.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	unauthHost := nixtest.RegistryWith(t, unauth.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
 	}))
@@ -68,7 +56,7 @@ func TestStageErrors(t *testing.T) {
 	unauth.on.Store(true)
 
 	var denied gate
-	deniedHost := wrappedRegistry(t, denied.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	deniedHost := nixtest.RegistryWith(t, denied.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			http.Error(w, `{"errors":[{"code":"DENIED","message":"no"}]}`, http.StatusForbidden)
 			return
@@ -79,7 +67,7 @@ func TestStageErrors(t *testing.T) {
 	denied.on.Store(true)
 
 	var limited gate
-	limitedHost := wrappedRegistry(t, limited.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	limitedHost := nixtest.RegistryWith(t, limited.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		w.Header().Set("Retry-After", "0")
 		http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`, http.StatusTooManyRequests)
 	}))
@@ -137,7 +125,7 @@ func TestStageRetryAfter(t *testing.T) {
 	var g gate
 	var mu sync.Mutex
 	var limitedAt []time.Time
-	host := wrappedRegistry(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	host := nixtest.RegistryWith(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		mu.Lock()
 		if strings.Contains(r.URL.Path, "/manifests/") && len(limitedAt) < 2 {
 			limitedAt = append(limitedAt, time.Now())
@@ -177,7 +165,7 @@ func TestStageCorruptLayer(t *testing.T) {
 	layers, _ := img.Layers()
 	victim, _ := layers[1].Digest()
 	var g gate
-	host := wrappedRegistry(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	host := nixtest.RegistryWith(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+victim.String()) {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
@@ -208,7 +196,7 @@ func TestStageCancel(t *testing.T) {
 	defer cancel()
 	var g gate
 	var blobs atomic.Int32
-	host := wrappedRegistry(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	host := nixtest.RegistryWith(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet && blobs.Add(1) == 3 {
 			cancel() // the user presses Ctrl-C while layers are arriving
 			<-r.Context().Done()
@@ -237,7 +225,7 @@ func TestStagePullLimit(t *testing.T) {
 	img, _ := nixImage(t, synth.Release(synth.ReleaseOptions{Version: "1", Paths: 4, FilesPerPath: 1}), "amd64")
 	var g gate
 	var limited atomic.Int32
-	host := wrappedRegistry(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	host := nixtest.RegistryWith(t, g.wrap(func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			limited.Add(1)
 			w.Header().Set("Ratelimit-Limit", "100;w=21600")

@@ -3,46 +3,12 @@ package image_test
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 )
-
-// requests counts a registry's requests by method and kind.
-type requests struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *requests) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := "other"
-		switch {
-		case strings.Contains(r.URL.Path, "/blobs/"):
-			kind = "blobs"
-		case strings.Contains(r.URL.Path, "/manifests/"):
-			kind = "manifests"
-		}
-		c.mu.Lock()
-		if c.n == nil {
-			c.n = map[string]int{}
-		}
-		c.n[r.Method+" "+kind]++
-		c.mu.Unlock()
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (c *requests) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.n
-	c.n = nil
-	return n
-}
 
 // TestStageThroughMirrors pulls one digest through mirrors with two
 // in-process registries and a few misbehaving ones: a mirror that lacks
@@ -53,8 +19,8 @@ func TestStageThroughMirrors(t *testing.T) {
 	spec := synth.Release(synth.ReleaseOptions{Version: "2.24.9", Paths: 3, FilesPerPath: 2})
 	img, want := nixImage(t, spec, "amd64")
 	other, _ := nixImage(t, synth.Release(synth.ReleaseOptions{Version: "2.25.0", Paths: 2, FilesPerPath: 2}), "amd64")
-	var canon requests
-	host := nixtest.RegistryWith(t, canon.wrap)
+	canon := nixtest.NewReg(t)
+	host := canon.Host
 	digest := nixtest.PushImage(t, host+"/nixos/nix:2.24.9", img)
 	ref := host + "/nixos/nix@" + digest
 
@@ -79,7 +45,7 @@ func TestStageThroughMirrors(t *testing.T) {
 		})
 	})
 	nixtest.PushImage(t, liar+"/nixos/nix:2.25.0", other)
-	canon.take()
+	canon.Requests()
 
 	for _, tc := range []struct {
 		name       string
@@ -98,7 +64,7 @@ func TestStageThroughMirrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := canon.take()
+			got := canon.Requests()
 			if st.Digest != digest || st.Ref != tc.ref || st.From != tc.from || strings.Join(st.Paths, " ") != strings.Join(want, " ") {
 				t.Errorf("staged %s from %q as %s, paths %v; want %s from %q", st.Digest, st.From, st.Ref, st.Paths, digest, tc.from)
 			}

@@ -23,13 +23,8 @@ import (
 // nixos/nix image for arch. It returns the image and its store paths.
 func nixImage(t *testing.T, spec synth.Spec, arch string) (v1.Image, []string) {
 	t.Helper()
-	root := t.TempDir()
-	nixtest.Build(t, root, spec)
-	img, err := synth.Image(root, synth.ImageOptions{Arch: arch, NixVersion: spec.Seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img, nixtest.Paths(t, root)
+	b := nixtest.NixImage(t, spec, synth.ImageOptions{Arch: arch, NixVersion: spec.Seed})
+	return b.Image, b.Paths
 }
 
 func stage(t *testing.T, ref string, opts image.Options) (*image.Staged, error) {
