@@ -24,10 +24,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
-// binaryEnv, set to 1, makes the test binary `hydrafy` itself (TestMain):
-// the fleet's daemons are real processes.
-const binaryEnv = "HYDRAFY_TEST_BINARY"
-
 const (
 	fleetBotToken = "glpat-fleet-bot" // api: branches and merge requests
 	fleetSecret   = "fleet-webhook-secret"
@@ -76,18 +72,11 @@ func (h *fleetHost) config(gitlabURL, image, resync string) string {
 // secret), and waits until it answers.
 func (h *fleetHost) start(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--config", filepath.Join(h.dir, "hydrafy.toml"))
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HYDRAFY_") {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, binaryEnv+"=1", "HYDRAFY_GITLAB_TOKEN="+h.token, "HYDRAFY_RESYNC_TOKEN="+fleetResync)
+	env := []string{"HYDRAFY_GITLAB_TOKEN=" + h.token, "HYDRAFY_RESYNC_TOKEN=" + fleetResync}
 	if h.webhooks {
 		env = append(env, "HYDRAFY_WEBHOOK_SECRET="+fleetSecret)
 	}
-	cmd.Env = env
+	cmd := nixtest.Hydrafy([]string{"serve", "--config", filepath.Join(h.dir, "hydrafy.toml")}, env...)
 	log, err := os.OpenFile(filepath.Join(h.dir, "hydrafy.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -26,17 +26,14 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 )
 
-// TestMain lets the test binary be the stand-in runner when started with
-// "-standin" first: gitlab-runner cannot be built here; the stand-in follows
-// its signal contract.
-//
-// With HYDRAFY_TEST_DAEMON set to a config file, the test binary is instead
-// a `hydrafy serve` whose store commit hangs, for the kill -9 test.
+// TestMain lets the test binary be the stand-in runner (nixtest.StandinMain:
+// gitlab-runner cannot be built here; the stand-in follows its signal
+// contract), hydrafy itself (nixtest.Hydrafy), or, as the child
+// "hanging-daemon", a `hydrafy serve` of the config file in
+// HYDRAFY_TEST_DAEMON whose store commit hangs, for the kill -9 test.
 func TestMain(m *testing.M) {
 	nixtest.StandinMain()
-	if os.Getenv(binaryEnv) == "1" {
-		main() // `hydrafy` itself, for the fleet's daemons
-	}
+	nixtest.HydrafyMain(main) // `hydrafy` itself, for the fleet's daemons
 	if nixtest.Child() == "hanging-daemon" {
 		os.Exit(hangingDaemon(os.Getenv(daemonEnv)))
 	}

@@ -71,6 +71,9 @@ type KillPoint struct {
 	// Mark kills it as soon as this file exists (the child writes it
 	// where it wants to be killed, then waits).
 	Mark string
+	// When kills it as soon as the channel is closed: a hook on the
+	// test's side, e.g. a registry handler the child reached.
+	When <-chan struct{}
 }
 
 func (p KillPoint) String() string {
@@ -81,6 +84,8 @@ func (p KillPoint) String() string {
 		return "after " + p.After.String()
 	case p.Mark != "":
 		return "when " + p.Mark + " appears"
+	case p.When != nil:
+		return "at the test's hook"
 	}
 	return "never"
 }
@@ -121,8 +126,8 @@ func Kill(t testing.TB, cmd *exec.Cmd, p KillPoint) (killed bool) {
 			cmd.Process.Signal(syscall.SIGKILL)
 			err = <-done
 		}
-	case p.Mark != "":
-		err = waitMark(cmd, done, p.Mark)
+	case p.Mark != "" || p.When != nil:
+		err = waitMark(cmd, done, p)
 		if err == errNoMark {
 			t.Fatalf("%s never reached the kill point (%s); its output:\n%s", cmd.Path, p, out.String())
 		}
@@ -144,16 +149,20 @@ func Kill(t testing.TB, cmd *exec.Cmd, p KillPoint) (killed bool) {
 
 var errNoMark = errors.New("mark never appeared")
 
-// waitMark kills cmd once mark exists; it returns cmd's end.
-func waitMark(cmd *exec.Cmd, done <-chan error, mark string) error {
+// waitMark kills cmd once p's mark exists or its When is closed; it
+// returns cmd's end.
+func waitMark(cmd *exec.Cmd, done <-chan error, p KillPoint) error {
 	deadline := time.Now().Add(markTimeout)
 	for {
+		hook := false
 		select {
 		case err := <-done:
 			return err
+		case <-p.When:
+			hook = true
 		case <-time.After(5 * time.Millisecond):
 		}
-		if _, err := os.Stat(mark); err == nil {
+		if _, err := os.Stat(p.Mark); hook || (p.Mark != "" && err == nil) {
 			cmd.Process.Signal(syscall.SIGKILL)
 			return <-done
 		}
@@ -201,4 +210,56 @@ func Timed(t testing.TB, cmd *exec.Cmd) time.Duration {
 		t.Fatalf("%s was killed without a kill point", cmd.Path)
 	}
 	return time.Since(start)
+}
+
+// Hydrafy returns a command that runs hydrafy itself with args: this test
+// binary, whose TestMain calls HydrafyMain first (cmd/hydrafy's tests do).
+// Its environment is the test's without any HYDRAFY_ variable, plus env:
+// the process reads only the secrets and settings it is given.
+func Hydrafy(args []string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HYDRAFY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, childEnv+"=hydrafy"), env...)
+	return cmd
+}
+
+// HydrafyMain runs main (hydrafy's) instead of the tests when this test
+// binary was started by Hydrafy; main exits the process.
+func HydrafyMain(main func()) {
+	if Child() == "hydrafy" {
+		main()
+		os.Exit(0)
+	}
+}
+
+// Crash runs one process per point, each made by start, kills it there
+// and calls check with whether the kill happened: check verifies what the
+// process left (Verify) and may start the next run over. It fails the
+// test when no point killed a process, as the test then proved nothing.
+func Crash(t testing.TB, points []KillPoint, start func() *exec.Cmd, check func(p KillPoint, killed bool)) {
+	t.Helper()
+	kills := 0
+	for _, p := range points {
+		killed := Kill(t, start(), p)
+		if killed {
+			kills++
+		}
+		check(p, killed)
+	}
+	t.Logf("%d of %d runs killed", kills, len(points))
+	if kills == 0 {
+		t.Fatal("no run was killed")
+	}
+}
+
+// At parses "step" or "step:n" (the nth time the step is reached) into a
+// kill point.
+func At(s string) KillPoint {
+	step, nth, _ := strings.Cut(s, ":")
+	n, _ := strconv.Atoi(nth)
+	return KillPoint{Step: step, N: n}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -48,6 +49,7 @@ func TestKillAtStep(t *testing.T) {
 		{nixtest.KillPoint{Step: "a"}, true, 1},
 		{nixtest.KillPoint{Step: "b", N: 2}, true, 4},
 		{nixtest.KillPoint{Step: "b", N: 4}, false, 6},
+		{nixtest.At("b:3"), true, 6},
 		{nixtest.KillPoint{Step: "c"}, false, 6},
 	} {
 		t.Run(tc.point.String(), func(t *testing.T) {
@@ -68,6 +70,18 @@ func TestKillAtMarkAndAfter(t *testing.T) {
 	}
 	if !nixtest.Kill(t, nixtest.Command("hang", "MARK="+mark+"2"), nixtest.KillPoint{After: 200 * time.Millisecond}) {
 		t.Error("a hanging child was not killed after its delay")
+	}
+}
+
+// TestCrash: every point runs a fresh process; check sees each outcome.
+func TestCrash(t *testing.T) {
+	dir := t.TempDir()
+	var got []bool
+	nixtest.Crash(t, []nixtest.KillPoint{nixtest.At("a:2"), {}, nixtest.At("b")}, func() *exec.Cmd {
+		return nixtest.Command("steps", "STEPS_FILE="+filepath.Join(dir, fmt.Sprint(len(got))))
+	}, func(_ nixtest.KillPoint, killed bool) { got = append(got, killed) })
+	if fmt.Sprint(got) != "[true false true]" {
+		t.Errorf("killed %v, want [true false true]", got)
 	}
 }
 
