@@ -38,11 +38,20 @@ type Server struct {
 	// Webhooks serves /webhooks/gitlab; false is a poll-only host, which
 	// needs no webhook secret and finds changes by its resync schedule.
 	Webhooks bool `toml:"webhooks"`
+	// MetricsListen, when set, serves /metrics and /status on an address
+	// of their own instead of Listen.
+	MetricsListen string `toml:"metrics_listen"`
+	// MetricsTokenFile holds the bearer token /metrics and /status then
+	// require (or HYDRAFY_METRICS_TOKEN); none: they are open.
+	MetricsTokenFile string `toml:"metrics_token_file"`
+	// MaxConnections bounds the open connections of each listener.
+	MaxConnections int `toml:"max_connections"`
 
-	// WebhookSecret and ResyncToken come from the environment or the
-	// *_file keys, never from the TOML file itself.
+	// WebhookSecret, ResyncToken and MetricsToken come from the
+	// environment or the *_file keys, never from the TOML file itself.
 	WebhookSecret Secret `toml:"-"`
 	ResyncToken   Secret `toml:"-"`
+	MetricsToken  Secret `toml:"-"`
 }
 
 // GitLab says where the GitLab instance is and how to authenticate.
@@ -119,21 +128,27 @@ type Runner struct {
 	Token        Secret `toml:"-"`
 }
 
-// Reconcile configures this host's reconciler and its periodic resync.
+// Reconcile configures this host's reconciler, its periodic resync and
+// the pace of passes.
 type Reconcile struct {
 	// Enabled: this host reconciles its own store and runner. false is a
 	// bot-only host, which has no [store] or [runner].
 	Enabled  bool   `toml:"enabled"`
 	Schedule string `toml:"schedule"`
+	// MinInterval is the least time between the starts of two passes
+	// (webhooks, resyncs and schedules coalesce meanwhile); an explicit
+	// POST /resync?wait=1 does not wait for it.
+	MinInterval Duration `toml:"min_interval"`
 }
 
 // Default returns the configuration every file starts from.
 func Default() Config {
 	return Config{
 		Server: Server{
-			Listen:   "127.0.0.1:8780",
-			StateDir: "/var/lib/hydrafy",
-			Webhooks: true,
+			Listen:         "127.0.0.1:8780",
+			StateDir:       "/var/lib/hydrafy",
+			Webhooks:       true,
+			MaxConnections: 512,
 		},
 		Bot: Bot{Enabled: true},
 		Watch: Watch{
@@ -161,8 +176,9 @@ func Default() Config {
 			DrainTimeout: Duration(3 * time.Hour),
 		},
 		Reconcile: Reconcile{
-			Enabled:  true,
-			Schedule: "@every 15m",
+			Enabled:     true,
+			Schedule:    "@every 15m",
+			MinInterval: Duration(5 * time.Second),
 		},
 	}
 }
@@ -228,10 +244,17 @@ func (c Config) Validate() error {
 		{"watch.settle", c.Watch.Settle},
 		{"store.lock_timeout", c.Store.LockTimeout},
 		{"runner.drain_timeout", c.Runner.DrainTimeout},
+		{"reconcile.min_interval", c.Reconcile.MinInterval},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("config: %s %s is negative", d.key, d.v.D())
 		}
+	}
+	if c.Server.MaxConnections < 1 {
+		return fmt.Errorf("config: server.max_connections %d is not a positive number", c.Server.MaxConnections)
+	}
+	if c.Server.MetricsListen != "" && c.Server.MetricsListen == c.Server.Listen {
+		return fmt.Errorf("config: server.metrics_listen %q is server.listen; leave it out to serve /metrics there", c.Server.MetricsListen)
 	}
 	switch c.Runner.Control {
 	case "systemd", "docker", "command", "none":
@@ -299,6 +322,7 @@ func (c *Config) loadSecrets(env func(string) (string, bool)) error {
 	}{
 		{&c.Server.WebhookSecret, "HYDRAFY_WEBHOOK_SECRET", "server.webhook_secret_file", c.Server.WebhookSecretFile},
 		{&c.Server.ResyncToken, "HYDRAFY_RESYNC_TOKEN", "server.resync_token_file", c.Server.ResyncTokenFile},
+		{&c.Server.MetricsToken, "HYDRAFY_METRICS_TOKEN", "server.metrics_token_file", c.Server.MetricsTokenFile},
 		{&c.GitLab.Token, "HYDRAFY_GITLAB_TOKEN", "gitlab.token_file", c.GitLab.TokenFile},
 		{&c.Runner.Token, "HYDRAFY_RUNNER_TOKEN", "runner.token_file", c.Runner.TokenFile},
 	} {

@@ -237,6 +237,30 @@ func TestParse(t *testing.T) {
 			wantErr: "store.lock_timeout",
 		},
 		{
+			name:    "negative min_interval",
+			in:      minimal + "[reconcile]\nmin_interval = \"-1s\"\n",
+			wantErr: "reconcile.min_interval -1s is negative",
+		},
+		{
+			name:    "no connections allowed",
+			in:      minimal + "[server]\nmax_connections = 0\n",
+			wantErr: "server.max_connections 0 is not a positive number",
+		},
+		{
+			name:    "metrics listener on the main address",
+			in:      minimal + "[server]\nlisten = \"127.0.0.1:9000\"\nmetrics_listen = \"127.0.0.1:9000\"\n",
+			wantErr: `server.metrics_listen "127.0.0.1:9000" is server.listen`,
+		},
+		{
+			name: "pace and metrics listener",
+			in:   minimal + "[server]\nmetrics_listen = \"127.0.0.1:9780\"\nmax_connections = 64\n[reconcile]\nmin_interval = \"30s\"\n",
+			want: withDefaults(func(c *config.Config) {
+				c.Server.MetricsListen = "127.0.0.1:9780"
+				c.Server.MaxConnections = 64
+				c.Reconcile.MinInterval = config.Duration(30 * time.Second)
+			}),
+		},
+		{
 			name:    "duration as a bare integer",
 			in:      minimal + "[runner]\ndrain_timeout = 90\n",
 			wantErr: "runner.drain_timeout",

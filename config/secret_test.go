@@ -26,9 +26,10 @@ var secrets = []struct {
 	{"HYDRAFY_RESYNC_TOKEN", "server.resync_token_file", func(c config.Config) config.Secret { return c.Server.ResyncToken }},
 	{"HYDRAFY_GITLAB_TOKEN", "gitlab.token_file", func(c config.Config) config.Secret { return c.GitLab.Token }},
 	{"HYDRAFY_RUNNER_TOKEN", "runner.token_file", func(c config.Config) config.Secret { return c.Runner.Token }},
+	{"HYDRAFY_METRICS_TOKEN", "server.metrics_token_file", func(c config.Config) config.Secret { return c.Server.MetricsToken }},
 }
 
-// writeConfig writes a config whose four *_file keys point at
+// writeConfig writes a config whose five *_file keys point at
 // dir/<env name>, and returns its path.
 func writeConfig(t *testing.T, dir string) string {
 	t.Helper()
@@ -36,12 +37,13 @@ func writeConfig(t *testing.T, dir string) string {
 	body := fmt.Sprintf(`[server]
 webhook_secret_file = %s
 resync_token_file = %s
+metrics_token_file = %s
 [gitlab]
 url = %q
 token_file = %s
 [runner]
 token_file = %s
-`, f("HYDRAFY_WEBHOOK_SECRET"), f("HYDRAFY_RESYNC_TOKEN"), gitlabURL, f("HYDRAFY_GITLAB_TOKEN"), f("HYDRAFY_RUNNER_TOKEN"))
+`, f("HYDRAFY_WEBHOOK_SECRET"), f("HYDRAFY_RESYNC_TOKEN"), f("HYDRAFY_METRICS_TOKEN"), gitlabURL, f("HYDRAFY_GITLAB_TOKEN"), f("HYDRAFY_RUNNER_TOKEN"))
 	path := filepath.Join(dir, "hydrafy.toml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -246,5 +248,43 @@ func TestSecretEmptyPrintsEmpty(t *testing.T) {
 	}
 	if got := config.Secret("x").Reveal(); got != "x" {
 		t.Errorf("Reveal = %q, want %q", got, "x")
+	}
+}
+
+// TestSecretFileWarnings: a secret file readable by group or others is
+// named, with its mode; one readable by its owner only is not.
+func TestSecretFileWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dir)
+	modes := map[string]os.FileMode{
+		"HYDRAFY_WEBHOOK_SECRET": 0o600, "HYDRAFY_RESYNC_TOKEN": 0o640, "HYDRAFY_GITLAB_TOKEN": 0o644,
+		"HYDRAFY_RUNNER_TOKEN": 0o400, "HYDRAFY_METRICS_TOKEN": 0o604,
+	}
+	for env, mode := range modes {
+		f := filepath.Join(dir, env)
+		if err := os.WriteFile(f, []byte("value-of-"+env), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := config.Load(path, envFrom(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.SecretFileWarnings()
+	want := []string{
+		"server.resync_token_file " + filepath.Join(dir, "HYDRAFY_RESYNC_TOKEN") + " is readable by group or others (mode 0640); chmod 600 it",
+		"server.metrics_token_file " + filepath.Join(dir, "HYDRAFY_METRICS_TOKEN") + " is readable by group or others (mode 0604); chmod 600 it",
+		"gitlab.token_file " + filepath.Join(dir, "HYDRAFY_GITLAB_TOKEN") + " is readable by group or others (mode 0644); chmod 600 it",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	for _, w := range got {
+		if strings.Contains(w, "value-of-") {
+			t.Errorf("a warning holds a secret: %s", w)
+		}
 	}
 }

@@ -33,10 +33,12 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 	log := r.log.With("run", id)
 	log.Info("reconcile started", "reasons", strings.Join(reasons, "; "))
 
+	ctx, calls := withCallCounter(ctx)
 	p.run(ctx, explicit)
 
 	r.mu.Lock()
 	rep := p.rep
+	rep.GitLabRequests = calls.Load()
 	rep.Finished = r.opts.Now()
 	rep.Seconds = seconds(rep.Finished.Sub(rep.Started))
 	if len(p.errs) > 0 {
@@ -52,7 +54,7 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 		log.Error("saving state", "err", err)
 	}
 	log.Info("reconcile finished", "result", out.Result, "seconds", out.Seconds,
-		"downtime_seconds", out.DowntimeSeconds, "seeded", out.Seeded, "err", out.Error)
+		"downtime_seconds", out.DowntimeSeconds, "seeded", out.Seeded, "gitlab_requests", out.GitLabRequests, "err", out.Error)
 	return out
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // Project is one watched project: its path and the CI files read on its
@@ -49,6 +51,11 @@ type Options struct {
 	Stager Stager
 	Runner Runner
 
+	// MinInterval is the least time between the starts of two passes
+	// Run starts; a Reason with Immediate set skips the wait. 0 is no
+	// pacing.
+	MinInterval time.Duration
+
 	// OnReport, if set, is called with every finished report (metrics).
 	OnReport func(Report)
 	// Now is the clock; time.Now when nil.
@@ -74,6 +81,9 @@ const (
 type Reason struct {
 	Kind   Kind
 	Detail string
+	// Immediate starts the pass without waiting for MinInterval (a
+	// person waiting for its report asked for it).
+	Immediate bool
 }
 
 func (r Reason) String() string {
@@ -92,8 +102,10 @@ type Ticket struct {
 	ID      string
 	reasons []Reason
 	more    int // reasons dropped beyond maxReasons
-	done    chan struct{}
-	report  Report
+	// immediate: a trigger asked to start without waiting for the pace.
+	immediate bool
+	done      chan struct{}
+	report    Report
 }
 
 // Done is closed when the pass has finished.
@@ -130,6 +142,12 @@ type Reconciler struct {
 	wake    chan struct{}
 	lock    *os.File // flock on the state dir, held while the Reconciler lives
 	swept   bool     // stale staging dirs were swept by a pass of this process
+	// lastStart is when the last pass started, for MinInterval.
+	lastStart time.Time
+	// looked are default branches asked of GitLab outside a pass;
+	// lookups joins concurrent askers.
+	looked  map[string]string
+	lookups singleflight.Group
 }
 
 // New loads the state from opts.StateDir and returns a Reconciler.
@@ -186,6 +204,7 @@ func (r *Reconciler) Trigger(reason Reason) *Ticket {
 		t = &Ticket{ID: newRunID(r.opts.Now()), done: make(chan struct{})}
 		r.next = t
 	}
+	t.immediate = t.immediate || reason.Immediate
 	if len(t.reasons) < maxReasons {
 		t.reasons = append(t.reasons, reason)
 	} else {
@@ -213,6 +232,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.cancelQueued()
 			return nil
 		case <-r.wake:
+		}
+		if !r.paceWait(ctx) {
+			r.cancelQueued()
+			return nil
 		}
 		r.mu.Lock()
 		t := r.next
@@ -242,6 +265,7 @@ func (r *Reconciler) runTicket(ctx context.Context, t *Ticket) {
 		reasons = append(reasons, fmt.Sprintf("and %d more", t.more))
 	}
 	r.passMu.Lock()
+	r.started()
 	rep := r.pass(ctx, t.ID, reasons, explicit(t.reasons))
 	r.passMu.Unlock()
 	t.report = rep

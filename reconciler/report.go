@@ -54,6 +54,9 @@ type Report struct {
 	// a recovery counts from the killed pass's stop.
 	DowntimeSeconds float64 `json:"downtime_seconds"`
 	Seconds         float64 `json:"seconds"`
+	// GitLabRequests counts the GitLab API requests the pass sent
+	// (retries included), where the client counts them.
+	GitLabRequests int64 `json:"gitlab_requests"`
 }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"container/list"
+	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -15,25 +16,30 @@ const (
 
 // dedup is a bounded set of recently seen delivery ids: least recently
 // seen ids are evicted first, and ids older than the TTL count as unseen.
+// It keeps each id's SHA-256, not the id: whatever a client sends as its
+// key, an entry costs the same few bytes.
 type dedup struct {
 	mu    sync.Mutex
 	size  int
 	ttl   time.Duration
 	order *list.List // front: most recent; values are *dedupEntry
-	index map[string]*list.Element
+	index map[dedupKey]*list.Element
 }
 
+type dedupKey [sha256.Size]byte
+
 type dedupEntry struct {
-	key string
+	key dedupKey
 	at  time.Time
 }
 
 func newDedup(size int, ttl time.Duration) *dedup {
-	return &dedup{size: size, ttl: ttl, order: list.New(), index: map[string]*list.Element{}}
+	return &dedup{size: size, ttl: ttl, order: list.New(), index: map[dedupKey]*list.Element{}}
 }
 
 // seen records key at now and reports whether it was already there.
-func (d *dedup) seen(key string, now time.Time) bool {
+func (d *dedup) seen(id string, now time.Time) bool {
+	key := dedupKey(sha256.Sum256([]byte(id)))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if el, ok := d.index[key]; ok {

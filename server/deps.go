@@ -15,9 +15,10 @@ type Reconciler interface {
 	Trigger(reconciler.Reason) *reconciler.Ticket
 	// Status returns a snapshot for /status.
 	Status() reconciler.Status
-	// DefaultBranch is the default branch a pass last observed for the
-	// project; "" when none did. Webhooks ask it, so it must be cheap.
-	DefaultBranch(project string) string
+	// LookupDefaultBranch is a watched project's default branch: the one
+	// a pass last observed, else GitLab's answer (asked once for
+	// concurrent callers). Webhooks without project.default_branch ask it.
+	LookupDefaultBranch(ctx context.Context, project string) (string, error)
 }
 
 // Watcher runs one watch and propose pass.

@@ -19,12 +19,21 @@ const (
 	digestA    = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 )
 
-// repo serves one CI file per project, all on branch "main".
-type repo struct{ files map[string]string }
+// repo serves one CI file per project, all on branch "main"; with
+// branchErr set, asking for a default branch fails.
+type repo struct {
+	files     map[string]string
+	branchErr error
+}
 
-func (r repo) DefaultBranch(context.Context, string) (string, error) { return "main", nil }
+func (r *repo) DefaultBranch(context.Context, string) (string, error) {
+	if r.branchErr != nil {
+		return "", r.branchErr
+	}
+	return "main", nil
+}
 
-func (r repo) ReadFile(_ context.Context, project, file, ref string) ([]byte, error) {
+func (r *repo) ReadFile(_ context.Context, project, file, ref string) ([]byte, error) {
 	s, ok := r.files[project+":"+file]
 	if !ok || ref != "main" {
 		return nil, reconciler.ErrNotFound
@@ -85,10 +94,19 @@ func stager(commitHook func()) fakestore.Stager {
 	}}
 }
 
-// counting counts triggers on top of a real reconciler.
+// counting counts triggers on top of a real reconciler; statusHook, if
+// set, runs in every Status call.
 type counting struct {
 	*reconciler.Reconciler
-	n atomic.Int32
+	n          atomic.Int32
+	statusHook func()
+}
+
+func (c *counting) Status() reconciler.Status {
+	if c.statusHook != nil {
+		c.statusHook()
+	}
+	return c.Reconciler.Status()
 }
 
 func (c *counting) Trigger(r reconciler.Reason) *reconciler.Ticket {
@@ -97,6 +115,7 @@ func (c *counting) Trigger(r reconciler.Reason) *reconciler.Ticket {
 }
 
 type rig struct {
+	repo    *repo
 	rec     *counting
 	runner  *runner
 	metrics *Metrics
@@ -105,14 +124,15 @@ type rig struct {
 
 func newRig(t testing.TB, st fakestore.Stager) *rig {
 	t.Helper()
-	r := &rig{runner: &runner{}, metrics: NewMetrics()}
+	r := &rig{runner: &runner{}, metrics: NewMetrics(),
+		repo: &repo{files: map[string]string{"group/app:.gitlab-ci.yml": "build:\n  image: nixos/nix@" + digestA + "\n"}}}
 	rec, err := reconciler.New(reconciler.Options{
 		Image:    "nixos/nix",
 		Projects: []reconciler.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}},
 		StoreDir: t.TempDir(),
 		PinImage: true,
 		StateDir: t.TempDir(),
-		Repo:     repo{files: map[string]string{"group/app:.gitlab-ci.yml": "build:\n  image: nixos/nix@" + digestA + "\n"}},
+		Repo:     r.repo,
 		Find:     findDigests,
 		Stager:   st,
 		Runner:   r.runner,
@@ -142,3 +162,5 @@ func (r *rig) server(t testing.TB) *Server {
 }
 
 func configSecret(s string) config.Secret { return config.Secret(s) }
+
+var resyncReason = reconciler.Reason{Kind: reconciler.KindResync, Detail: "test"}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"time"
 
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
@@ -28,16 +26,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.cron.Start()
 
-	srv := &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	srvs := []*http.Server{s.httpServer(s.echo)}
+	lns := []net.Listener{ln}
+	if s.scrape != nil {
+		srvs = append(srvs, s.httpServer(s.scrape))
+		lns = append(lns, s.opts.MetricsListener)
 	}
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String(), "role", s.opts.Role, "webhooks", !s.opts.PollOnly)
+	srvDone := make(chan error, len(srvs))
+	for i, srv := range srvs {
+		go func() { srvDone <- srv.Serve(s.limitListener(lns[i])) }()
+	}
+	if s.scrape != nil {
+		s.log.Info("serving", "addr", ln.Addr().String(), "metrics_addr", s.opts.MetricsListener.Addr().String(),
+			"role", s.opts.Role, "webhooks", !s.opts.PollOnly)
+	} else {
+		s.log.Info("serving", "addr", ln.Addr().String(), "role", s.opts.Role, "webhooks", !s.opts.PollOnly)
+	}
 
 	var serveErr error
 	select {
@@ -49,8 +53,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-s.cron.Stop().Done()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		s.log.Warn("closing open requests", "err", err)
+	for _, srv := range srvs {
+		if err := srv.Shutdown(sctx); err != nil {
+			s.log.Warn("closing open requests", "err", err)
+		}
 	}
 	stopLoop()
 	if err := <-loopDone; err != nil {

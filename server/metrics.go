@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,7 @@ type Metrics struct {
 	webhooks          *prometheus.CounterVec
 	// storeFree reads the live store's free bytes for each scrape.
 	storeFree atomic.Pointer[func() (int64, bool)]
+	opsMetrics
 }
 
 // NewMetrics registers every metric on a new registry.
@@ -51,7 +53,8 @@ func NewMetrics() *Metrics {
 		}, []string{"result"}),
 		reconcileDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hydrafy_reconcile_duration_seconds", Help: "Duration of reconcile passes.",
-			Buckets: prometheus.ExponentialBuckets(0.1, 3, 10),
+			// Written out: ExponentialBuckets' products print as 0.30000000000000004.
+			Buckets: []float64{0.1, 0.3, 1, 3, 10, 30, 60, 180, 600, 1800, 3600},
 		}),
 		downtime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hydrafy_runner_downtime_seconds", Help: "Time between the runner's stop and its start in a pass.",
@@ -75,6 +78,7 @@ func NewMetrics() *Metrics {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hydrafy_webhooks_total", Help: "Webhook deliveries by event and result.",
 		}, []string{"event", "result"}),
+		opsMetrics: newOpsMetrics(),
 	}
 	storeFree := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hydrafy_store_free_bytes", Help: "Free bytes of the live store's filesystem (NaN when unknown).",
@@ -90,12 +94,15 @@ func NewMetrics() *Metrics {
 		m.reconcileDuration, m.downtime, m.lastDowntime, m.storePaths, m.storeBytes,
 		m.storePathsAdded, m.storeBytesAdded, m.webhooks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registerOps()
 	return m
 }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	// The in-flight bound is the server's scrape guard; Timeout bounds a
+	// slow gather.
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, Timeout: gatherTimeout})
 }
 
 // Registry returns the registry, for tests that gather it.
@@ -104,6 +111,7 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // ObserveReport records a finished reconcile pass.
 func (m *Metrics) ObserveReport(rep reconciler.Report) {
 	m.reconciles.WithLabelValues(string(rep.Result)).Inc()
+	m.observeReport(rep)
 	if rep.Result == reconciler.ResultCanceled {
 		return
 	}
@@ -137,6 +145,7 @@ func (m *Metrics) WatchStoreFree(free func() (int64, bool)) { m.storeFree.Store(
 
 // ObserveWatch records a watch and propose pass.
 func (m *Metrics) ObserveWatch(res WatchResult, err error) {
+	m.observeWatch(err, time.Now())
 	if err != nil {
 		m.watchPasses.WithLabelValues("error").Inc()
 		return

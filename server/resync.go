@@ -28,8 +28,11 @@ func (s *Server) resync(c echo.Context) error {
 		s.mu.Unlock()
 		return c.JSON(http.StatusOK, w)
 	}
-	t := s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindResync, Detail: "POST /resync"})
-	if !truthy(c.QueryParam("wait")) {
+	// A caller waiting for the report gets its pass at once; others
+	// coalesce and follow the pace of [reconcile] min_interval.
+	wait := truthy(c.QueryParam("wait"))
+	t := s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindResync, Detail: "POST /resync", Immediate: wait})
+	if !wait {
 		return c.JSON(http.StatusAccepted, map[string]string{"run_id": t.ID})
 	}
 	rep, err := t.Wait(c.Request().Context())

@@ -34,13 +34,14 @@ func notHere(msg string) echo.HandlerFunc {
 // this host too, whichever host runs the bot. Otherwise it returns d.
 func (s *Server) decideProposal(event string, p hookPayload, d hookDecision) hookDecision {
 	b := s.opts.ProposalBranch
-	if event != eventPush || b == "" || !s.watched[strings.ToLower(p.Project.PathWithNamespace)] {
+	path := p.Project.V.PathWithNamespace.V
+	if event != eventPush || b == "" || !s.watched[strings.ToLower(path)] {
 		return d
 	}
-	if p.Ref != "refs/heads/"+b || p.After == zeroSHA {
+	if p.Ref.V != "refs/heads/"+b || p.After.V == zeroSHA {
 		return d
 	}
-	return hookDecision{act: true, reason: "push to proposal branch " + b + " of " + p.Project.PathWithNamespace}
+	return hookDecision{act: true, reason: "push to proposal branch " + b + " of " + path}
 }
 
 // zeroSHA is a push's "after" when the branch was deleted (a merged

@@ -6,7 +6,9 @@ package server
 import (
 	"context"
 	"errors"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -48,6 +50,19 @@ type Options struct {
 	Checks []Check
 	// Metrics receives every observation; New makes one when nil.
 	Metrics *Metrics
+	// MetricsToken, when set, is the bearer token /metrics and /status
+	// require.
+	MetricsToken config.Secret
+	// MetricsListener, when set, serves /metrics and /status (and the
+	// health checks) apart from the webhooks; the main listener then
+	// answers 404 for them.
+	MetricsListener net.Listener
+	// MetricsCache is how long one rendering of /metrics answers the
+	// scrapes that follow: 0 is a second, negative renders every scrape.
+	MetricsCache time.Duration
+	// MaxConnections bounds the open connections of each listener;
+	// DefaultMaxConnections when 0.
+	MaxConnections int
 	// ShutdownTimeout bounds the wait for open HTTP requests at shutdown.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
@@ -56,13 +71,20 @@ type Options struct {
 
 // Server is hydrafy's HTTP server.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	echo    *echo.Echo
-	dedup   *dedup
-	watched map[string]bool
-	metrics *Metrics
-	cron    *cron.Cron
+	opts Options
+	log  *slog.Logger
+	echo *echo.Echo
+	// scrape serves /metrics and /status on opts.MetricsListener; nil
+	// when they are on the main listener.
+	scrape   *echo.Echo
+	errorLog *log.Logger
+	// headerTimeout and bodyTimeout are the consts of limits.go; tests
+	// shorten them.
+	headerTimeout, bodyTimeout time.Duration
+	dedup                      *dedup
+	watched                    map[string]bool
+	metrics                    *Metrics
+	cron                       *cron.Cron
 
 	// jobs is the context of scheduled watch passes, cancelled at shutdown.
 	jobs       context.Context
@@ -108,6 +130,9 @@ func New(opts Options) (*Server, error) {
 	}
 	rec := opts.Reconciler
 	opts.Metrics.WatchStoreFree(func() (int64, bool) {
+		if rec == nil { // a bot-only host has no store
+			return 0, false
+		}
 		if n := rec.Status().StoreFreeBytes; n != nil {
 			return *n, true
 		}
@@ -128,25 +153,42 @@ func New(opts Options) (*Server, error) {
 	if err := s.schedule(); err != nil {
 		return nil, err
 	}
-	s.echo = s.routes()
+	s.errorLog = slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn)
+	s.headerTimeout, s.bodyTimeout = headerTimeout, bodyTimeout
+	s.echo = s.newEcho()
+	s.roleRoutes(s.echo)
+	scrape := s.echo
+	if opts.MetricsListener != nil {
+		s.scrape = s.newEcho()
+		scrape = s.scrape
+	}
+	for _, e := range []*echo.Echo{s.echo, s.scrape} {
+		if e != nil {
+			e.GET("/healthz", s.healthz)
+			e.GET("/readyz", s.readyz)
+		}
+	}
+	guard := s.scrapeGuard()
+	cacheFor := opts.MetricsCache
+	if cacheFor == 0 {
+		cacheFor = metricsCacheFor
+	}
+	scrape.GET("/metrics", echo.WrapHandler(newRenderCache(s.metrics.Handler(), cacheFor)), guard)
+	scrape.GET("/status", s.status, s.scrapeGuard())
 	return s, nil
 }
 
-func (s *Server) routes() *echo.Echo {
+func (s *Server) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.httpError
 	e.Use(middleware.Recover())
 	e.Use(s.accessLog)
-	s.roleRoutes(e)
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.Handler()))
-	e.GET("/status", s.status)
 	return e
 }
 
-// Handler returns the HTTP handler (for tests and embedding).
+// Handler returns the HTTP handler of the main listener (for tests and
+// embedding).
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // cronLogger puts what the scheduler reports (a recovered panic of a

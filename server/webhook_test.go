@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,15 +16,24 @@ import (
 )
 
 func mrPayload(project, action, target string) string {
+	return mrPayloadState(project, action, "merged", target)
+}
+
+func mrPayloadState(project, action, state, target string) string {
 	return fmt.Sprintf(`{"object_kind":"merge_request","event_type":"merge_request",
 "project":{"path_with_namespace":%q,"default_branch":"main"},
-"object_attributes":{"iid":7,"action":%q,"state":"merged","target_branch":%q,"source_branch":"hydrafy/nixos-nix-digest","merge_commit_sha":"0123abcd"}}`,
-		project, action, target)
+"object_attributes":{"iid":7,"action":%q,"state":%q,"target_branch":%q,"source_branch":"hydrafy/nixos-nix-digest","merge_commit_sha":"0123abcd"}}`,
+		project, action, state, target)
 }
 
 func pushPayload(project, ref string) string {
 	return fmt.Sprintf(`{"object_kind":"push","ref":%q,"after":"0123abcd",
 "project":{"path_with_namespace":%q,"default_branch":"main"}}`, ref, project)
+}
+
+// withoutDefault drops project.default_branch from a payload.
+func withoutDefault(payload string) string {
+	return strings.Replace(payload, `,"default_branch":"main"`, "", 1)
 }
 
 type delivery struct {
@@ -97,8 +107,25 @@ func TestWebhookInputs(t *testing.T) {
 		{"2 MiB body without length", []delivery{{headers: hook("Push Hook", "").headers, body: big, chunked: true}}, []int{413}, "", 0},
 		{"malformed JSON", []delivery{hook("Merge Request Hook", `{"object_kind":"merge_request",`)}, []int{400}, "", 0},
 		{"not JSON at all", []delivery{hook("Push Hook", `<xml/>`)}, []int{400}, "", 0},
-		{"wrong JSON shape", []delivery{hook("Push Hook", `{"ref":42}`)}, []int{400}, "", 0},
+		{"not a JSON object", []delivery{hook("Push Hook", `[1,2]`)}, []int{400}, "", 0},
+		{"unexpected field types, unwatched", []delivery{hook("Push Hook", `{"ref":42,"project":"group/app"}`)}, []int{200}, "ignored", 0},
+		{"unexpected field types, watched", []delivery{hook("Merge Request Hook",
+			`{"project":{"path_with_namespace":"group/app","default_branch":["main"]},"object_attributes":{"iid":"7","action":"merge","state":"merged","target_branch":{"name":"main"}}}`)},
+			[]int{200}, "ignored", 0},
 		{"unknown event", []delivery{hook("Pipeline Hook", `{"object_kind":"pipeline"}`)}, []int{200}, "ignored", 0},
+		{"unknown event, body not JSON", []delivery{hook("Pipeline Hook", `<xml/>`)}, []int{200}, "ignored", 0},
+		{"unknown event, 2 MiB body", []delivery{hook("Job Hook", big)}, []int{200}, "ignored", 0},
+		{"no event header", []delivery{hook("", merged)}, []int{200}, "ignored", 0},
+		{"merge action, state opened", []delivery{hook("Merge Request Hook", mrPayloadState("group/app", "merge", "opened", "main"))}, []int{200}, "ignored", 0},
+		{"merge action, state closed", []delivery{hook("Merge Request Hook", mrPayloadState("group/app", "merge", "closed", "main"))}, []int{200}, "ignored", 0},
+		{"merged, default branch looked up", []delivery{hook("Merge Request Hook", withoutDefault(merged))}, []int{202}, "accepted", 1},
+		{"merge into another branch, default branch looked up", []delivery{hook("Merge Request Hook", withoutDefault(mrPayload("group/app", "merge", "feature")))}, []int{200}, "ignored", 0},
+		{"push to default branch, looked up", []delivery{hook("Push Hook", withoutDefault(pushPayload("group/app", "refs/heads/main")))}, []int{202}, "accepted", 1},
+		{"push to another branch, default branch looked up", []delivery{hook("Push Hook", withoutDefault(pushPayload("group/app", "refs/heads/feature")))}, []int{200}, "ignored", 0},
+		{"long Idempotency-Key is kept hashed", []delivery{
+			hook("Merge Request Hook", merged, "Idempotency-Key", strings.Repeat("k", 16<<10)),
+			hook("Merge Request Hook", merged, "Idempotency-Key", strings.Repeat("k", 16<<10)),
+		}, []int{202, 200}, "duplicate", 1},
 		{"merge request opened", []delivery{hook("Merge Request Hook", mrPayload("group/app", "open", "main"))}, []int{200}, "ignored", 0},
 		{"merge request closed", []delivery{hook("Merge Request Hook", mrPayload("group/app", "close", "main"))}, []int{200}, "ignored", 0},
 		{"merge into another branch", []delivery{hook("Merge Request Hook", mrPayload("group/app", "merge", "release"))}, []int{200}, "ignored", 0},
@@ -192,4 +219,26 @@ func get(t testing.TB, url string, want int) string {
 		t.Errorf("GET %s: %d, want %d: %s", url, code, want, body)
 	}
 	return body
+}
+
+// TestWebhookDefaultBranchUnknown: when neither the delivery, a pass nor
+// GitLab tells the default branch, the delivery is ignored, not taken for
+// any branch.
+func TestWebhookDefaultBranchUnknown(t *testing.T) {
+	r := newRig(t, stager{})
+	r.repo.branchErr = errors.New("503 Service Unavailable")
+	ts := httptest.NewServer(r.server(t).Handler())
+	defer ts.Close()
+	for _, d := range []delivery{
+		hook("Push Hook", withoutDefault(pushPayload("group/app", "refs/heads/main"))),
+		hook("Merge Request Hook", withoutDefault(mrPayload("group/app", "merge", "main"))),
+	} {
+		code, out := d.send(t, ts.URL)
+		if code != 200 || out["status"] != "ignored" || !strings.Contains(out["reason"], "not known") {
+			t.Errorf("answer %d %v, want 200 ignored: default branch not known", code, out)
+		}
+	}
+	if n := r.rec.n.Load(); n != 0 {
+		t.Errorf("%d triggers, want none", n)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
@@ -47,14 +46,15 @@ type daemon struct {
 // newDaemon builds the real parts of cfg's roles; stager is the store's
 // (unused on a bot-only host).
 func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*daemon, error) {
-	gl, err := gitlab.NewClient(cfg.GitLab.Token.Reveal(), gitlab.WithBaseURL(cfg.GitLab.URL),
-		gitlab.WithCustomRetryMax(3), gitlab.WithCustomRetryWaitMinMax(500*time.Millisecond, 5*time.Second))
+	metrics := server.NewMetrics()
+	metrics.SetBuildInfo(versionString())
+	gl, err := newGitLabClient(cfg, metrics.ObserveGitLab)
 	if err != nil {
-		return nil, fmt.Errorf("creating GitLab client: %w", err)
+		return nil, err
 	}
 	d := &daemon{
 		gl:      gl,
-		metrics: server.NewMetrics(),
+		metrics: metrics,
 		checks: []server.Check{{Name: "gitlab", Check: func(ctx context.Context) error {
 			_, _, err := gl.Users.CurrentUser(gitlab.WithContext(ctx))
 			return err
@@ -116,6 +116,7 @@ func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *git
 	for _, p := range cfg.Projects {
 		projects = append(projects, reconciler.Project{Path: p.Path, Files: p.Files})
 	}
+	metrics.WatchStore(storeDir)
 	return reconciler.New(reconciler.Options{
 		Image:          cfg.Watch.Image,
 		Projects:       projects,
@@ -128,6 +129,7 @@ func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *git
 		Find:           reconciler.PinFind,
 		Stager:         stager,
 		Runner:         run,
+		MinInterval:    cfg.Reconcile.MinInterval.D(),
 		OnReport:       metrics.ObserveReport,
 	}, log)
 }

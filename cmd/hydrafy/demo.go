@@ -144,7 +144,7 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	srv, closeDaemon, err := newServer(cfg, log, stager)
+	srv, closeDaemon, err := newServer(cfg, log, stager, nil)
 	if err != nil {
 		return err
 	}
@@ -288,6 +288,8 @@ func demoConfig(env *demo.Env, o demoOptions) (config.Config, error) {
 	cfg.Runner.PinImage = true
 	cfg.Runner.DrainTimeout = config.Duration(time.Minute)
 	cfg.Reconcile.Schedule = "@every 1h"
+	// One emulated GitLab on this machine: a short pace keeps the demo brisk.
+	cfg.Reconcile.MinInterval = config.Duration(time.Second)
 	return cfg, cfg.Validate()
 }
 

@@ -35,13 +35,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	for _, w := range cfg.SecretFileWarnings() {
+		log.Warn(w)
+	}
 	if cfg.Server.Webhooks && cfg.Server.WebhookSecret == "" {
 		return server.ErrNoSecret
 	}
 	if cfg.GitLab.Token == "" {
 		return errNoToken
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	var stager reconciler.Stager
 	if cfg.Reconcile.Enabled {
 		if stager, err = newStager(cfg, log); err != nil {
@@ -54,15 +57,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // serve runs the daemon built from cfg with the given stager until ctx
 // ends. listening, when set, is told the address it listens on.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reconciler.Stager, listening func(addr string)) error {
-	srv, closeDaemon, err := newServer(cfg, log, stager)
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on server.listen %s: %w", cfg.Server.Listen, err)
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if cfg.Server.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", cfg.Server.MetricsListen); err != nil {
+			return fmt.Errorf("listening on server.metrics_listen %s: %w", cfg.Server.MetricsListen, err)
+		}
+		defer mln.Close()
+	}
+	srv, closeDaemon, err := newServer(cfg, log, stager, mln)
 	if err != nil {
 		return err
 	}
 	defer closeDaemon()
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("listening: %w", err)
-	}
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
@@ -71,7 +82,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stager reco
 
 // newServer builds the daemon's HTTP server and its parts from cfg; the
 // returned func releases them once the server has stopped.
-func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*server.Server, func(), error) {
+// metrics, when not nil, serves /metrics and /status.
+func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager, metrics net.Listener) (*server.Server, func(), error) {
 	if cfg.Server.Webhooks && cfg.Server.WebhookSecret == "" {
 		return nil, nil, server.ErrNoSecret
 	}
@@ -84,17 +96,20 @@ func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		projects = append(projects, p.Path)
 	}
 	opts := server.Options{
-		WebhookSecret:  cfg.Server.WebhookSecret,
-		PollOnly:       !cfg.Server.Webhooks,
-		Role:           cfg.Role(),
-		ResyncToken:    cfg.Server.ResyncToken,
-		Projects:       projects,
-		Watcher:        d.watcher,
-		WatchSchedule:  cfg.Watch.Schedule,
-		ResyncSchedule: cfg.Reconcile.Schedule,
-		Checks:         d.checks,
-		Metrics:        d.metrics,
-		Log:            log,
+		WebhookSecret:   cfg.Server.WebhookSecret,
+		PollOnly:        !cfg.Server.Webhooks,
+		Role:            cfg.Role(),
+		ResyncToken:     cfg.Server.ResyncToken,
+		MetricsToken:    cfg.Server.MetricsToken,
+		MetricsListener: metrics,
+		MaxConnections:  cfg.Server.MaxConnections,
+		Projects:        projects,
+		Watcher:         d.watcher,
+		WatchSchedule:   cfg.Watch.Schedule,
+		ResyncSchedule:  cfg.Reconcile.Schedule,
+		Checks:          d.checks,
+		Metrics:         d.metrics,
+		Log:             log,
 	}
 	if d.rec != nil {
 		// Only then: a nil *Reconciler in the interface would not be nil.

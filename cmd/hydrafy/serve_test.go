@@ -146,6 +146,7 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	cfg.Watch.Image = image
 	cfg.Watch.Schedule = "@every 24h"
 	cfg.Reconcile.Schedule = "@every 24h"
+	cfg.Reconcile.MinInterval = config.Duration(100 * time.Millisecond)
 	e.cfg = cfg
 	return e
 }
@@ -334,6 +335,31 @@ func TestServeRefusesWithoutSecret(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "no webhook secret") || strings.Count(stderr.String(), "\n") != 1 {
 		t.Errorf("exit %d, stderr %q: want 1 and one line naming the missing secret", code, stderr.String())
+	}
+}
+
+// TestServeWarnsOfReadableSecretFile: a secret file that group or others
+// may read is named at start, without its content.
+func TestServeWarnsOfReadableSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "webhook_secret")
+	if err := os.WriteFile(secret, []byte("readable-webhook-secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "hydrafy.toml")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "[server]\nwebhook_secret_file = %q\n[gitlab]\nurl = \"http://127.0.0.1:1\"\n", secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "")
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", "")
+	var stdout, stderr strings.Builder
+	run(context.Background(), []string{"serve", "--config", path}, &stdout, &stderr)
+	out := stderr.String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, secret+" is readable by group or others (mode 0644)") {
+		t.Errorf("no warning naming %s:\n%s", secret, out)
+	}
+	if strings.Contains(out, "readable-webhook-secret") {
+		t.Errorf("the secret reached the log:\n%s", out)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Request is one API call the emulator answered.
@@ -13,6 +14,8 @@ type Request struct {
 	Method string
 	Path   string // escaped path below /api/v4
 	Status int
+	// At is when the emulator answered it, by its clock.
+	At time.Time
 }
 
 // route maps a method and a path pattern (segments; ":x" binds a
@@ -48,7 +51,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.baseURL(r)
-	defer func() { s.requests = append(s.requests, Request{Method: r.Method, Path: rest, Status: c.status}) }()
+	defer func() {
+		s.requests = append(s.requests, Request{Method: r.Method, Path: rest, Status: c.status, At: s.now()})
+	}()
 	if !ok {
 		s.unknown(c)
 		return
@@ -63,8 +68,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.unknown(c)
 		return
 	}
-	if f := s.fault(r.Method, rest); f != 0 {
-		c.error(f, fmt.Sprintf("%d %s", f, http.StatusText(f)))
+	if f := s.fault(r.Method, rest); f != nil {
+		if f.status == http.StatusTooManyRequests && f.retryAfter > 0 {
+			s.throttled(c, f.retryAfter)
+			return
+		}
+		c.error(f.status, fmt.Sprintf("%d %s", f.status, http.StatusText(f.status)))
 		return
 	}
 	if !s.authenticate(c, rest) {

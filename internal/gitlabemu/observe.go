@@ -3,6 +3,7 @@ package gitlabemu
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // fault makes matching requests fail with a status, a number of times.
@@ -11,6 +12,8 @@ type fault struct {
 	path   string
 	status int
 	times  int
+	// retryAfter, for a 429, makes it GitLab's throttle answer.
+	retryAfter time.Duration
 }
 
 // FailNext makes the next n requests with method whose path below /api/v4
@@ -29,16 +32,16 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-func (s *Server) fault(method, path string) int {
+func (s *Server) fault(method, path string) *fault {
 	unescaped := strings.ReplaceAll(path, "%2F", "/")
 	for _, f := range s.faults {
 		if f.times > 0 && (f.method == "" || f.method == method) &&
 			(strings.Contains(path, f.path) || strings.Contains(unescaped, f.path)) {
 			f.times--
-			return f.status
+			return f
 		}
 	}
-	return 0
+	return nil
 }
 
 // Requests returns the API calls answered so far, oldest first.
