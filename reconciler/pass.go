@@ -46,9 +46,16 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 		rep.Error = errors.Join(p.errs...).Error()
 		rep.Terminal = IsTerminal(p.errs[0])
 	}
+	out := cloneReport(*rep)
+	r.mu.Unlock()
+	// The metrics count the pass before /status lists it: whoever sees it
+	// finished there finds it counted.
+	if r.opts.OnReport != nil {
+		r.opts.OnReport(out)
+	}
+	r.mu.Lock()
 	r.state.addRun(*rep)
 	r.current = nil
-	out := cloneReport(*rep)
 	r.mu.Unlock()
 	if err := r.persist(); err != nil {
 		log.Error("saving state", "err", err)

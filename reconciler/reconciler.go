@@ -56,7 +56,8 @@ type Options struct {
 	// pacing.
 	MinInterval time.Duration
 
-	// OnReport, if set, is called with every finished report (metrics).
+	// OnReport, if set, is called with every finished report (metrics),
+	// before the state and Status list it.
 	OnReport func(Report)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -270,9 +271,6 @@ func (r *Reconciler) runTicket(ctx context.Context, t *Ticket) {
 	r.passMu.Unlock()
 	t.report = rep
 	close(t.done)
-	if r.opts.OnReport != nil {
-		r.opts.OnReport(rep)
-	}
 }
 
 func (r *Reconciler) cancelQueued() {

@@ -266,6 +266,8 @@ func TestMetricsRenderingShared(t *testing.T) {
 	r.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "test_gathers", Help: "Gathers."},
 		func() float64 { return float64(gathers.Add(1)) }))
 	url, _ := serve(t, r.server(t))
+	// The start-up pass changes the metrics: let it finish first.
+	waitFor(t, "the start-up pass", func() bool { return r.rec.Status().Last != nil })
 	for range 3 {
 		var wg sync.WaitGroup
 		for range scrapeInFlight {
@@ -329,5 +331,21 @@ func TestSlowClientsCut(t *testing.T) {
 				t.Errorf("%d triggers, want 1 (the start-up pass)", n)
 			}
 		})
+	}
+}
+
+// TestMetricsRenderingFollowsChanges: a change to hydrafy's metrics shows
+// in the next scrape, cache or not.
+func TestMetricsRenderingFollowsChanges(t *testing.T) {
+	r := newRig(t, stager{})
+	r.opts.MetricsCache = time.Hour
+	url, _ := serve(t, r.server(t))
+	before := get(t, url+"/metrics", 200)
+	if strings.Contains(before, `hydrafy_webhooks_total{event="push",result="ignored"} 1`) {
+		t.Fatal("a webhook counted before any was sent")
+	}
+	hook("Push Hook", pushPayload("group/other", "refs/heads/main")).send(t, url)
+	if m := get(t, url+"/metrics", 200); !strings.Contains(m, `hydrafy_webhooks_total{event="push",result="ignored"} 1`) {
+		t.Errorf("the scrape after a webhook does not count it:\n%s", m)
 	}
 }

@@ -10,18 +10,22 @@ import (
 )
 
 // metricsCacheFor is how long one rendering of /metrics answers every
-// scrape that asks for the same format: a flood of scrapes then costs one
-// gather and one compression a second, and no buffer per request.
+// scrape that asks for the same format while no hydrafy metric changed: a
+// flood of scrapes then costs one gather and one compression a second, and
+// no buffer per request. (The Go and process metrics and the filesystem
+// gauges may lag that long.)
 const metricsCacheFor = time.Second
 
 // maxRenderings bounds the renderings kept (one per Accept and
 // Accept-Encoding pair; Prometheus always sends the same).
 const maxRenderings = 4
 
-// renderCache serves recent renderings of a handler's GET answers.
+// renderCache serves recent renderings of a handler's GET answers, as long
+// as version still returns what it did at the rendering.
 type renderCache struct {
-	next http.Handler
-	ttl  time.Duration
+	next    http.Handler
+	ttl     time.Duration
+	version func() uint64
 
 	mu    sync.Mutex
 	kept  map[string]*rendering
@@ -29,14 +33,15 @@ type renderCache struct {
 }
 
 type rendering struct {
-	at     time.Time
-	status int
-	header http.Header
-	body   []byte
+	at      time.Time
+	version uint64
+	status  int
+	header  http.Header
+	body    []byte
 }
 
-func newRenderCache(next http.Handler, ttl time.Duration) *renderCache {
-	return &renderCache{next: next, ttl: ttl, kept: map[string]*rendering{}}
+func newRenderCache(next http.Handler, ttl time.Duration, version func() uint64) *renderCache {
+	return &renderCache{next: next, ttl: ttl, version: version, kept: map[string]*rendering{}}
 }
 
 func (c *renderCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,12 +53,13 @@ func (c *renderCache) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	got := c.kept[key]
 	c.mu.Unlock()
-	if got == nil || time.Since(got.at) >= c.ttl {
+	if got == nil || time.Since(got.at) >= c.ttl || got.version != c.version() {
 		// Concurrent scrapes of an expired rendering share one.
 		v, _, _ := c.group.Do(key, func() (any, error) {
 			rec := &recorder{header: http.Header{}, status: http.StatusOK}
+			version := c.version()
 			c.next.ServeHTTP(rec, r)
-			out := &rendering{at: time.Now(), status: rec.status, header: rec.header, body: rec.body.Bytes()}
+			out := &rendering{at: time.Now(), version: version, status: rec.status, header: rec.header, body: rec.body.Bytes()}
 			if out.status == http.StatusOK {
 				c.keep(key, out)
 			}
@@ -103,3 +109,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.body.Write(b)
 }
+
+// changed marks that a hydrafy metric changed: a kept rendering of
+// /metrics is stale.
+func (m *Metrics) changed() { m.version.Add(1) }
+
+// Version counts the changes to hydrafy's own metrics.
+func (m *Metrics) Version() uint64 { return m.version.Load() }

@@ -3,6 +3,7 @@ package server
 import (
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,9 @@ type opsMetrics struct {
 	gitlabRequests      *prometheus.CounterVec
 	passGitLabRequests  prometheus.Histogram
 	scrapesRefused      *prometheus.CounterVec
+	// version counts changes of the metrics above and of the Observe
+	// calls, for the /metrics rendering cache.
+	version atomic.Uint64
 }
 
 func newOpsMetrics() opsMetrics {
@@ -71,12 +75,14 @@ func (m *Metrics) registerOps() {
 func (m *Metrics) SetBuildInfo(version string) {
 	m.buildInfo.Reset()
 	m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.changed()
 }
 
 // ObserveGitLab counts one GitLab API answer (status 0: no answer). It is
 // what reconciler.CountingTransport reports to.
 func (m *Metrics) ObserveGitLab(status int) {
 	m.gitlabRequests.WithLabelValues(statusClass(status)).Inc()
+	m.changed()
 }
 
 func statusClass(status int) string {
@@ -107,6 +113,7 @@ func (m *Metrics) WatchStore(dir string) {
 
 // observeReport updates the alerting gauges from a finished pass.
 func (o *opsMetrics) observeReport(rep reconciler.Report) {
+	defer o.version.Add(1)
 	if rep.Result == reconciler.ResultCanceled {
 		return
 	}
@@ -132,6 +139,7 @@ func (o *opsMetrics) observeReport(rep reconciler.Report) {
 }
 
 func (o *opsMetrics) observeWatch(err error, now time.Time) {
+	defer o.version.Add(1)
 	if err == nil {
 		o.lastWatchOK.Set(unixSeconds(now))
 	}

@@ -173,7 +173,7 @@ func New(opts Options) (*Server, error) {
 	if cacheFor == 0 {
 		cacheFor = metricsCacheFor
 	}
-	scrape.GET("/metrics", echo.WrapHandler(newRenderCache(s.metrics.Handler(), cacheFor)), guard)
+	scrape.GET("/metrics", echo.WrapHandler(newRenderCache(s.metrics.Handler(), cacheFor, s.metrics.Version)), guard)
 	scrape.GET("/status", s.status, s.scrapeGuard())
 	return s, nil
 }

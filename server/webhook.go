@@ -115,7 +115,10 @@ func eventLabel(event string) string {
 func (s *Server) webhook(c echo.Context) error {
 	req := c.Request()
 	event := req.Header.Get("X-Gitlab-Event")
-	count := func(result string) { s.metrics.webhooks.WithLabelValues(eventLabel(event), result).Inc() }
+	count := func(result string) {
+		s.metrics.webhooks.WithLabelValues(eventLabel(event), result).Inc()
+		s.metrics.changed()
+	}
 
 	if !tokenMatches(req.Header.Get("X-Gitlab-Token"), s.opts.WebhookSecret) {
 		count("unauthorized")
