@@ -63,7 +63,8 @@ func (h *fleetHost) config(gitlabURL, image, resync string) string {
 	fmt.Fprintf(&b, "[store]\ndir = %q\nplatform = \"linux/amd64\"\n\n", h.store)
 	fmt.Fprintf(&b, "[runner]\ncontrol = \"command\"\nstop_command = %s\nstart_command = %s\nconfig_file = %q\nid = %d\ndrain_timeout = \"30s\"\npin_image = true\n\n",
 		list(h.runner.StopArgs()), list(h.runner.StartArgs(standinFlags...)), h.runner.Config, h.runnerID)
-	fmt.Fprintf(&b, "[reconcile]\nschedule = %q\n", resync)
+	// A short pace: the hosts' passes follow each other within seconds.
+	fmt.Fprintf(&b, "[reconcile]\nschedule = %q\nmin_interval = \"200ms\"\n", resync)
 	return b.String()
 }
 
