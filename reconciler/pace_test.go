@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // runLoop runs rec.Run until the test ends.
@@ -76,10 +76,8 @@ func TestPaceImmediate(t *testing.T) {
 // TestPassCountsGitLabRequests: a pass through the GitLab client counts the
 // requests it sent, retries included, and the transport reports each.
 func TestPassCountsGitLabRequests(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
-	emu.AddToken("glpat-reader", "reader")
+	g := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := g.Emu
 	for _, p := range []string{"group/a", "group/b", "group/c"} {
 		if _, err := emu.AddProject(p, "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"}); err != nil {
 			t.Fatal(err)
@@ -93,7 +91,7 @@ func TestPassCountsGitLabRequests(t *testing.T) {
 			throttled.Add(1)
 		}
 	}}
-	gl, err := gitlab.NewClient("glpat-reader", gitlab.WithBaseURL(ts.URL),
+	gl, err := gitlab.NewClient(g.Token, gitlab.WithBaseURL(g.URL),
 		gitlab.WithHTTPClient(&http.Client{Transport: tr}),
 		gitlab.WithCustomRetryMax(2), gitlab.WithCustomRetryWaitMinMax(time.Millisecond, 10*time.Millisecond))
 	if err != nil {

@@ -21,7 +21,7 @@ func FuzzWebhookBody(f *testing.F) {
 		f.Add(seed, true)
 		f.Add(seed, false)
 	}
-	r := newRig(f, stager{})
+	r := newRig(f, stager(nil))
 	h := r.server(f).Handler()
 	f.Fuzz(func(t *testing.T, body string, push bool) {
 		event := eventMergeRequest

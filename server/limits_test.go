@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // getWith sends GET url with the given Authorization header ("" for none)
@@ -39,7 +41,7 @@ func getWith(t *testing.T, url, auth string) (int, string) {
 // TestHeaderBound: a header block over maxHeaderBytes is refused with 431
 // before any handler runs.
 func TestHeaderBound(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	url, _ := serve(t, r.server(t))
 	d := hook("Merge Request Hook", mrPayload("group/app", "merge", "main"), "X-Padding", strings.Repeat("p", 2*maxHeaderBytes))
 	code, _ := d.send(t, url)
@@ -55,7 +57,7 @@ func TestHeaderBound(t *testing.T) {
 // not served until one of them closes.
 func TestConnectionBound(t *testing.T) {
 	const limit = 4
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.MaxConnections = limit
 	url, _ := serve(t, r.server(t))
 	addr := strings.TrimPrefix(url, "http://")
@@ -127,7 +129,7 @@ func (b blocking) Collect(chan<- prometheus.Metric) {
 // TestScrapeInFlightBound: with scrapeInFlight scrapes under way, another
 // /metrics (and /status) request is answered 503 with Retry-After at once.
 func TestScrapeInFlightBound(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.MetricsCache = -1 // each scrape gathers: they block in Collect
 	b := blocking{entered: make(chan struct{}), release: make(chan struct{})}
 	r.metrics.Registry().MustRegister(b)
@@ -182,7 +184,7 @@ func TestScrapeInFlightBound(t *testing.T) {
 // bearer token; the health checks stay open.
 func TestMetricsToken(t *testing.T) {
 	const token = "metrics-bearer-token"
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.MetricsToken = configSecret(token)
 	url, _ := serve(t, r.server(t))
 	for _, path := range []string{"/metrics", "/status"} {
@@ -206,7 +208,7 @@ func TestMetricsToken(t *testing.T) {
 // TestMetricsListener: with a listener of their own, /metrics and /status
 // are served there and not on the main one, which keeps the webhooks.
 func TestMetricsListener(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +238,7 @@ func TestMetricsListener(t *testing.T) {
 // TestHistogramBucketsPrintClean: every bucket bound prints as written,
 // with no float noise such as 0.30000000000000004.
 func TestHistogramBucketsPrintClean(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	s := r.server(t)
 	url, _ := serve(t, s)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -260,14 +262,14 @@ func TestHistogramBucketsPrintClean(t *testing.T) {
 // TestMetricsRenderingShared: scrapes within the cache time share one
 // gathering; after it, a scrape sees new values.
 func TestMetricsRenderingShared(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.MetricsCache = time.Hour
 	var gathers atomic.Int32
 	r.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "test_gathers", Help: "Gathers."},
 		func() float64 { return float64(gathers.Add(1)) }))
 	url, _ := serve(t, r.server(t))
 	// The start-up pass changes the metrics: let it finish first.
-	waitFor(t, "the start-up pass", func() bool { return r.rec.Status().Last != nil })
+	nixtest.WaitFor(t, "the start-up pass", func() bool { return r.rec.Status().Last != nil })
 	for range 3 {
 		var wg sync.WaitGroup
 		for range scrapeInFlight {
@@ -283,7 +285,7 @@ func TestMetricsRenderingShared(t *testing.T) {
 		t.Errorf("%d gatherings for %d scrapes, want 1", n, 3*scrapeInFlight)
 	}
 
-	r2 := newRig(t, stager{})
+	r2 := newRig(t, stager(nil))
 	r2.opts.MetricsCache = -1
 	var fresh atomic.Int32
 	r2.metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "test_gathers", Help: "Gathers."},
@@ -306,7 +308,7 @@ func TestSlowClientsCut(t *testing.T) {
 			"\r\nX-Gitlab-Event: Push Hook\r\nContent-Length: 1000\r\n\r\n{\"ref\":"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, stager{})
+			r := newRig(t, stager(nil))
 			s := r.server(t)
 			s.headerTimeout, s.bodyTimeout = 200*time.Millisecond, 300*time.Millisecond
 			url, _ := serve(t, s)
@@ -337,7 +339,7 @@ func TestSlowClientsCut(t *testing.T) {
 // TestMetricsRenderingFollowsChanges: a change to hydrafy's metrics shows
 // in the next scrape, cache or not.
 func TestMetricsRenderingFollowsChanges(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.opts.MetricsCache = time.Hour
 	url, _ := serve(t, r.server(t))
 	before := get(t, url+"/metrics", 200)

@@ -225,7 +225,7 @@ func get(t testing.TB, url string, want int) string {
 // GitLab tells the default branch, the delivery is ignored, not taken for
 // any branch.
 func TestWebhookDefaultBranchUnknown(t *testing.T) {
-	r := newRig(t, stager{})
+	r := newRig(t, stager(nil))
 	r.repo.branchErr = errors.New("503 Service Unavailable")
 	ts := httptest.NewServer(r.server(t).Handler())
 	defer ts.Close()

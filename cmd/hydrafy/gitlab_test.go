@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,25 +12,24 @@ import (
 
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // TestGitLabClientHonoursRetryAfter: the daemon's client, throttled by
 // GitLab's 429 with Retry-After, waits that long before it asks again,
 // then succeeds; each attempt is reported.
 func TestGitLabClientHonoursRetryAfter(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
-	emu.AddToken("glpat-reader", "reader")
+	gl := nixtest.NewGitLab(t, gitlabemu.Options{})
+	emu := gl.Emu
 	if _, err := emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()
-	cfg.GitLab.URL = ts.URL
-	cfg.GitLab.Token = "glpat-reader"
+	cfg.GitLab.URL = gl.URL
+	cfg.GitLab.Token = config.Secret(gl.Token)
 	var answers []int
 	var n atomic.Int32
-	gl, err := newGitLabClient(cfg, func(status int) { n.Add(1); answers = append(answers, status) })
+	client, err := newGitLabClient(cfg, func(status int) { n.Add(1); answers = append(answers, status) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +37,7 @@ func TestGitLabClientHonoursRetryAfter(t *testing.T) {
 	// doubling): only Retry-After makes the client wait this long.
 	const retryAfter = 2 * time.Second
 	emu.RateLimitNext(http.MethodGet, "projects/group%2Fapp", 1, retryAfter)
-	p, _, err := gl.Projects.GetProject("group/app", nil, gitlab.WithContext(context.Background()))
+	p, _, err := client.Projects.GetProject("group/app", nil, gitlab.WithContext(context.Background()))
 	if err != nil || p.DefaultBranch != "main" {
 		t.Fatalf("GetProject after a 429: %v, %v", p, err)
 	}
@@ -58,11 +56,9 @@ func TestGitLabClientHonoursRetryAfter(t *testing.T) {
 // TestEmulatorThrottleAnswer: the emulator's 429 carries what GitLab's
 // throttle sends: Retry-After, RateLimit-* and a plain-text body.
 func TestEmulatorThrottleAnswer(t *testing.T) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	t.Cleanup(func() { ts.Close(); emu.Close() })
-	emu.RateLimitNext("", "projects", 1, 1500*time.Millisecond)
-	resp, err := http.Get(ts.URL + "/api/v4/projects/1")
+	gl := nixtest.NewGitLab(t, gitlabemu.Options{})
+	gl.Emu.RateLimitNext("", "projects", 1, 1500*time.Millisecond)
+	resp, err := http.Get(gl.URL + "/api/v4/projects/1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // loadDaemonEnv, set to a config file, makes the test binary a plain
@@ -62,10 +62,8 @@ func BenchmarkLoad(b *testing.B) {
 func benchLoad(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), loadBudget)
 	defer cancel()
-	emu := gitlabemu.New(gitlabemu.Options{})
-	gts := httptest.NewServer(emu.Handler())
-	defer func() { gts.Close(); emu.Close() }()
-	emu.AddToken(e2eBotToken, "hydrafy-bot")
+	gl := nixtest.NewGitLab(b, gitlabemu.Options{})
+	emu := gl.Emu
 	if _, err := emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": "build:\n  image: nixos/nix:latest\n"}); err != nil {
 		b.Fatal(err)
 	}
@@ -92,16 +90,16 @@ control = "none"
 config_file = %q
 [reconcile]
 schedule = "@every 24h"
-`, addr, filepath.Join(dir, "state"), gts.URL, filepath.Join(dir, "store"), runnerConfig)
+`, addr, filepath.Join(dir, "state"), gl.URL, filepath.Join(dir, "store"), runnerConfig)
 	cfgPath := filepath.Join(dir, "hydrafy.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	daemon := exec.Command(os.Args[0])
 	daemon.Env = append(os.Environ(), loadDaemonEnv+"="+cfgPath, "HYDRAFY_WEBHOOK_SECRET="+loadSecret,
-		"HYDRAFY_GITLAB_TOKEN="+e2eBotToken, "HYDRAFY_METRICS_TOKEN="+loadMetrics, "HYDRAFY_RESYNC_TOKEN=")
-	var daemonLog strings.Builder
-	daemon.Stderr = &syncWriter{w: &daemonLog}
+		"HYDRAFY_GITLAB_TOKEN="+gl.Token, "HYDRAFY_METRICS_TOKEN="+loadMetrics, "HYDRAFY_RESYNC_TOKEN=")
+	var daemonLog nixtest.Buffer
+	daemon.Stderr = &daemonLog
 	if err := daemon.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -404,15 +402,3 @@ func newPeakRSS(pid int) *peakRSS {
 func (p *peakRSS) stop() int64 { close(p.done); p.wg.Wait(); return p.max.Load() }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
-
-// syncWriter serialises writes from the daemon's stderr copier.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
