@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,17 +22,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
-
-// loadDaemonEnv, set to a config file, makes the test binary a plain
-// `hydrafy serve` for BenchmarkLoad.
-const loadDaemonEnv = "HYDRAFY_LOAD_DAEMON"
-
-// loadDaemon is `hydrafy serve --config path` until SIGTERM.
-func loadDaemon(path string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	return run(ctx, []string{"serve", "--config", path}, os.Stdout, os.Stderr)
-}
 
 const (
 	loadSecret  = "load-webhook-secret"
@@ -95,9 +82,8 @@ schedule = "@every 24h"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	daemon := exec.Command(os.Args[0])
-	daemon.Env = append(os.Environ(), loadDaemonEnv+"="+cfgPath, "HYDRAFY_WEBHOOK_SECRET="+loadSecret,
-		"HYDRAFY_GITLAB_TOKEN="+gl.Token, "HYDRAFY_METRICS_TOKEN="+loadMetrics, "HYDRAFY_RESYNC_TOKEN=")
+	daemon := nixtest.Hydrafy([]string{"serve", "--config", cfgPath}, "HYDRAFY_WEBHOOK_SECRET="+loadSecret,
+		"HYDRAFY_GITLAB_TOKEN="+gl.Token, "HYDRAFY_METRICS_TOKEN="+loadMetrics)
 	var daemonLog nixtest.Buffer
 	daemon.Stderr = &daemonLog
 	if err := daemon.Start(); err != nil {
