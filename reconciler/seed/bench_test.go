@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
 )
@@ -29,9 +30,8 @@ import (
 // binary, so that its peak memory (max RSS) is its own, not the
 // registry's; the parent serves the registry and times the children.
 const (
-	childMode = "HYDRAFY_BENCH_CHILD"
-	childRef  = "HYDRAFY_BENCH_REF"
-	childDir  = "HYDRAFY_BENCH_DIR"
+	childRef = "HYDRAFY_BENCH_REF"
+	childDir = "HYDRAFY_BENCH_DIR"
 )
 
 var bench struct {
@@ -42,7 +42,7 @@ var bench struct {
 }
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(childMode); mode != "" {
+	if mode := nixtest.Child(); mode != "" {
 		if err := runChild(mode, os.Getenv(childRef), os.Getenv(childDir)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -200,8 +200,7 @@ func child(b *testing.B, mode, ref string) (time.Duration, int64, string) {
 // childCPU is child that also returns the CPU time (user + system) used.
 func childCPU(b *testing.B, mode, ref string) (time.Duration, time.Duration, int64, string) {
 	dir := filepath.Join(bench.tmp, "out-"+mode)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childMode+"="+mode, childRef+"="+ref, childDir+"="+dir)
+	cmd := nixtest.Command(mode, childRef+"="+ref, childDir+"="+dir)
 	start := time.Now()
 	out, err := cmd.Output()
 	d := time.Since(start)

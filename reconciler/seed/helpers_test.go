@@ -3,18 +3,13 @@ package seed_test
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
-	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -35,68 +30,8 @@ func nixImage(t *testing.T, spec synth.Spec) (v1.Image, []string) {
 // nixImageRoot is nixImage that also returns the root the store was built in.
 func nixImageRoot(t *testing.T, spec synth.Spec) (v1.Image, []string, string) {
 	t.Helper()
-	root := t.TempDir()
-	nixtest.Build(t, root, spec)
-	img, err := synth.Image(root, synth.ImageOptions{NixVersion: spec.Seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img, nixtest.Paths(t, root), root
-}
-
-// snapshot describes every entry below dir: type, mode, owner, content or
-// link target. Two equal snapshots mean nothing below dir changed.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		sys := fi.Sys().(*syscall.Stat_t)
-		desc := fmt.Sprintf("%v %d:%d", fi.Mode(), sys.Uid, sys.Gid)
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			desc += " → " + target
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" %x", sha256.Sum256(b))
-		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// Reading the live db while jobs may write it leaves SQLite's reader files:
-// a -shm and an empty -wal that were not there before are not a change.
-func sameTree(t *testing.T, what string, before, after map[string]string) {
-	t.Helper()
-	after = maps.Clone(after)
-	for name, desc := range after {
-		if _, ok := before[name]; ok {
-			continue
-		}
-		emptyWAL := strings.HasSuffix(name, "/db.sqlite-wal") && strings.HasSuffix(desc, fmt.Sprintf(" %x", sha256.Sum256(nil)))
-		if strings.HasSuffix(name, "/db.sqlite-shm") || emptyWAL {
-			delete(after, name)
-		}
-	}
-	if diff := cmp.Diff(before, after); diff != "" {
-		t.Errorf("%s changed (-before +after):\n%s", what, diff)
-	}
+	b := nixtest.NixImage(t, spec, synth.ImageOptions{NixVersion: spec.Seed})
+	return b.Image, b.Paths, b.Root
 }
 
 // entry is one tar entry of a hand-made layer.

@@ -352,19 +352,19 @@ func TestHostileEntries(t *testing.T) {
 			if tc.wantErr != "" {
 				// An existing store that a failing --replace must leave alone.
 				nixtest.Build(t, dir, synth.Release(synth.ReleaseOptions{Version: "old", Paths: 4, FilesPerPath: 1}))
-				before := snapshot(t, base)
+				before := nixtest.Snapshot(t, base)
 				_, err := seed.Seed(context.Background(), ref, seed.Options{Store: dir, Replace: true})
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
 				}
-				sameTree(t, "the store dir and its surroundings", before, snapshot(t, base))
+				nixtest.SameTree(t, "the store dir and its surroundings", before, nixtest.Snapshot(t, base))
 				return
 			}
-			before := snapshot(t, outside)
+			before := nixtest.Snapshot(t, outside)
 			if _, err := seed.Seed(context.Background(), ref, seed.Options{Store: dir}); err != nil {
 				t.Fatal(err)
 			}
-			sameTree(t, "outside", before, snapshot(t, outside))
+			nixtest.SameTree(t, "outside", before, nixtest.Snapshot(t, outside))
 			entries, _ := os.ReadDir(base)
 			if len(entries) != 2 {
 				t.Errorf("%s holds %v, want outside and store only", base, entries)

@@ -3,11 +3,9 @@ package seed_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/reconciler/seed"
@@ -33,22 +31,10 @@ func TestKilledFreshSeedLeavesNothing(t *testing.T) {
 	reg.onBlob = func() { close(stalled); <-release }
 	reg.mu.Unlock()
 
-	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), childMode+"=seed", childRef+"="+ref, childDir+"="+dir)
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
+	seeding := nixtest.Command("seed", childRef+"="+ref, childDir+"="+dir)
+	if !nixtest.Kill(t, seeding, nixtest.KillPoint{When: stalled}) {
+		t.Fatal("the seed finished; it should have stalled on a store layer")
 	}
-	select {
-	case <-stalled:
-	case <-time.After(60 * time.Second):
-		child.Process.Kill()
-		child.Wait()
-		t.Fatal("the seed never asked for a store layer")
-	}
-	if err := child.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	child.Wait()
 	left, _ := os.ReadDir(base)
 	if len(left) != 1 || !strings.HasPrefix(left[0].Name(), ".hydrafy-stage-") {
 		t.Fatalf("the killed seed left %v; want its staging area", left)

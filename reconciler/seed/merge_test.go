@@ -3,11 +3,10 @@ package seed_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,10 +27,11 @@ func release(version string) synth.Spec {
 	return synth.Release(synth.ReleaseOptions{Version: version, Paths: 20, Shared: 17, Base: "nixpkgs", FilesPerPath: 3, FileSize: 200})
 }
 
-// countingRegistry serves the in-process registry and counts blob GETs by
-// digest; onBlob, when set, runs before the first GET of a blob in
-// onBlobOf is served.
+// countingRegistry is nixtest's registry counting blob GETs by digest;
+// onBlob, when set, runs before the first GET of a blob in onBlobOf is
+// served.
 type countingRegistry struct {
+	*nixtest.Reg
 	mu       sync.Mutex
 	gets     map[string]int
 	onBlob   func()
@@ -40,24 +40,25 @@ type countingRegistry struct {
 
 func (c *countingRegistry) start(t *testing.T) string {
 	c.gets = map[string]int{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
-			c.mu.Lock()
-			d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
-			c.gets[d]++
-			var hook func()
-			if contains(c.onBlobOf, d) {
-				hook, c.onBlob = c.onBlob, nil
-			}
-			c.mu.Unlock()
-			if hook != nil {
-				hook()
-			}
+	c.Reg = nixtest.NewReg(t)
+	c.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			return false
 		}
-		regHandler.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+		c.mu.Lock()
+		d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		c.gets[d]++
+		var hook func()
+		if slices.Contains(c.onBlobOf, d) {
+			hook, c.onBlob = c.onBlob, nil
+		}
+		c.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
+		return false
+	})
+	return c.Host
 }
 
 func (c *countingRegistry) reset() map[string]int {
@@ -112,7 +113,7 @@ func TestSeedMerge(t *testing.T) {
 	}
 	wantAdded := []string{}
 	for _, p := range newPaths {
-		if !contains(oldPaths, p) {
+		if !slices.Contains(oldPaths, p) {
 			wantAdded = append(wantAdded, p)
 		}
 	}
@@ -126,7 +127,7 @@ func TestSeedMerge(t *testing.T) {
 	}
 	got := nixtest.Verify(t, dir)
 	want := append(append(append([]string{}, oldPaths...), newPaths...), cache)
-	if diff := cmp.Diff(dedup(want), got); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(want), got); diff != "" {
 		t.Errorf("valid paths after the merge (-want +got):\n%s", diff)
 	}
 	for _, p := range newPaths {
@@ -158,17 +159,17 @@ func TestSeedMergeDryRun(t *testing.T) {
 	ctx := context.Background()
 	host := nixtest.Registry(t)
 	dir, oldPaths, newPaths, _ := seedOld(t, host)
-	before := snapshot(t, filepath.Dir(dir))
+	before := nixtest.Snapshot(t, filepath.Dir(dir))
 	res, err := seed.Seed(ctx, host+"/nixos/nix:new", seed.Options{Store: dir, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTree(t, "the store dir", before, snapshot(t, filepath.Dir(dir)))
+	nixtest.SameTree(t, "the store dir", before, nixtest.Snapshot(t, filepath.Dir(dir)))
 	if !res.Merge.DryRun || len(res.Merge.Added) != 3 || res.Merge.AddedBytes == 0 {
 		t.Errorf("dry run report %+v", res.Merge)
 	}
 	for _, p := range res.Merge.Added {
-		if contains(oldPaths, p) || !contains(newPaths, p) {
+		if slices.Contains(oldPaths, p) || !slices.Contains(newPaths, p) {
 			t.Errorf("dry run would add %s", p)
 		}
 	}
@@ -194,14 +195,14 @@ func TestSeedMergeLocked(t *testing.T) {
 	for exec.Command("flock", "-n", "-x", lock, "true").Run() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
-	before := snapshot(t, filepath.Dir(dir))
+	before := nixtest.Snapshot(t, filepath.Dir(dir))
 	for _, replace := range []bool{false, true} {
 		_, err := seed.Seed(ctx, host+"/nixos/nix:new", seed.Options{Store: dir, Replace: replace, LockTimeout: 200 * time.Millisecond})
 		want := "a Nix process still has the store open (" + lock + " held) after 200ms"
 		if err == nil || err.Error() != want {
 			t.Errorf("replace=%v under a held lock: %v, want %q", replace, err, want)
 		}
-		sameTree(t, "the store dir", before, snapshot(t, filepath.Dir(dir)))
+		nixtest.SameTree(t, "the store dir", before, nixtest.Snapshot(t, filepath.Dir(dir)))
 	}
 }
 
@@ -216,7 +217,7 @@ func TestSeedMergeGarbageCollected(t *testing.T) {
 	// lib016 is shared; the old release's paths above it reference it.
 	var gone []string
 	for _, p := range oldPaths {
-		if strings.HasSuffix(p, "-lib016-1.0") || !contains(newPaths, p) {
+		if strings.HasSuffix(p, "-lib016-1.0") || !slices.Contains(newPaths, p) {
 			gone = append(gone, p)
 		}
 	}
@@ -237,46 +238,14 @@ func TestSeedMergeGarbageCollected(t *testing.T) {
 			lib016 = p
 		}
 	}
-	if res.LayersSkipped != 0 || !contains(res.Merge.Added, lib016) {
+	if res.LayersSkipped != 0 || !slices.Contains(res.Merge.Added, lib016) {
 		t.Errorf("merge after a collection: %d layers skipped, added %v", res.LayersSkipped, res.Merge.Added)
 	}
 	got := nixtest.Verify(t, dir)
-	want := dedup(append(append([]string{}, newPaths...), minusSlice(oldPaths, gone)...))
+	want := nixtest.Union(newPaths, nixtest.Minus(oldPaths, gone))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("valid paths (-want +got):\n%s", diff)
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func dedup(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func minusSlice(a, b []string) []string {
-	var out []string
-	for _, v := range a {
-		if !contains(b, v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // TestSeedMergeRefusesSchema refuses to merge into a store whose db schema
@@ -288,13 +257,13 @@ func TestSeedMergeRefusesSchema(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "nix/var/nix/db/schema"), []byte("9"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, filepath.Dir(dir))
+	before := nixtest.Snapshot(t, filepath.Dir(dir))
 	_, err := seed.Seed(ctx, host+"/nixos/nix:new", seed.Options{Store: dir})
 	want := "db schema: the live store has version 9 and the image version 10; merging across versions is not possible, use --replace to install exactly the image's store"
 	if err == nil || err.Error() != want {
 		t.Fatalf("merge across schemas: %v, want %q", err, want)
 	}
-	sameTree(t, "the store dir", before, snapshot(t, filepath.Dir(dir)))
+	nixtest.SameTree(t, "the store dir", before, nixtest.Snapshot(t, filepath.Dir(dir)))
 }
 
 // seedOld pushes release 2.24.9 as nixos/nix:old and 2.25.0 as

@@ -109,7 +109,7 @@ func TestSeedMergeWithoutHistory(t *testing.T) {
 			if res.PathsLeftValid != tc.leftOut {
 				t.Errorf("%d valid paths left out of the stage, want %d", res.PathsLeftValid, tc.leftOut)
 			}
-			want := dedup(append(append([]string{}, oldPaths...), newPaths...))
+			want := nixtest.Union(oldPaths, newPaths)
 			if diff := cmp.Diff(want, nixtest.Verify(t, dir)); diff != "" {
 				t.Errorf("valid paths after the merge (-want +got):\n%s", diff)
 			}

@@ -142,7 +142,7 @@ func TestImageRowRules(t *testing.T) {
 			if fails := e1 != nil || e2 != nil; fails != rc.nix {
 				t.Errorf("Nix fails on a store with this row: %v, want %v (path-info: %v; verify: %v)", fails, rc.nix, e1, e2)
 			}
-			before := snapshot(t, dir)
+			before := nixtest.Snapshot(t, dir)
 			_, err = seed.Seed(context.Background(), ref, seed.Options{Store: dir})
 			if err == nil || !strings.Contains(err.Error(), rc.want) {
 				t.Fatalf("seed: %v, want a refusal about %q", err, rc.want)
@@ -150,7 +150,7 @@ func TestImageRowRules(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("refusal is not one line: %q", err)
 			}
-			sameTree(t, "the live store", before, snapshot(t, dir))
+			nixtest.SameTree(t, "the live store", before, nixtest.Snapshot(t, dir))
 		})
 	}
 

@@ -3,8 +3,6 @@ package seed_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
@@ -162,27 +159,26 @@ func TestSeedFailureLeavesDir(t *testing.T) {
 	defer cancel()
 	var biting atomic.Bool
 	var blobs atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next := regHandler
-		switch {
-		case !biting.Load() || r.Method != http.MethodGet:
-		case strings.Contains(r.URL.Path, "/corrupt/") && strings.HasSuffix(r.URL.Path, victim.String()):
-			rec := httptest.NewRecorder()
-			next.ServeHTTP(rec, r)
-			b := rec.Body.Bytes()
-			b[len(b)/3] ^= 0x55
-			w.WriteHeader(rec.Code)
-			w.Write(b)
-			return
-		case strings.Contains(r.URL.Path, "/cancel/blobs/") && blobs.Add(1) == 4:
-			cancel()
-			<-r.Context().Done()
-			return
-		}
-		next.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := nixtest.RegistryWith(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case !biting.Load() || r.Method != http.MethodGet:
+			case strings.Contains(r.URL.Path, "/corrupt/") && strings.HasSuffix(r.URL.Path, victim.String()):
+				rec := httptest.NewRecorder()
+				next.ServeHTTP(rec, r)
+				b := rec.Body.Bytes()
+				b[len(b)/3] ^= 0x55
+				w.WriteHeader(rec.Code)
+				w.Write(b)
+				return
+			case strings.Contains(r.URL.Path, "/cancel/blobs/") && blobs.Add(1) == 4:
+				cancel()
+				<-r.Context().Done()
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
 	nixtest.PushImage(t, host+"/nixos/corrupt:1", good)
 	nixtest.PushImage(t, host+"/nixos/cancel:1", good)
 	nixtest.PushImage(t, host+"/nixos/lying:1", lying)
@@ -201,12 +197,12 @@ func TestSeedFailureLeavesDir(t *testing.T) {
 			base := t.TempDir()
 			dir := filepath.Join(base, "store")
 			nixtest.Build(t, dir, synth.Release(synth.ReleaseOptions{Version: "live", Paths: 4, FilesPerPath: 2}))
-			before := snapshot(t, base)
+			before := nixtest.Snapshot(t, base)
 			_, err := seed.Seed(tc.ctx, tc.ref, seed.Options{Store: dir, Replace: true, Image: image.Options{Parallel: 2}})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
-			sameTree(t, "the store dir", before, snapshot(t, base))
+			nixtest.SameTree(t, "the store dir", before, nixtest.Snapshot(t, base))
 
 			// The same failure into a missing dir leaves no dir behind.
 			if tc.ctx.Err() != nil {
@@ -225,5 +221,3 @@ func TestSeedFailureLeavesDir(t *testing.T) {
 		t.Error("the cancel case never cancelled")
 	}
 }
-
-var regHandler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
