@@ -78,10 +78,31 @@ func (f fixture) h() []entry { return slices.Clone(f.hand) }
 // layers name their entries).
 func (f fixture) name(rel string) string { return f.path + "/" + rel }
 
+// layers are the entries of a hostile image's layers, one list each.
+type layers = [][]entry
+
+// swap is the hand path with its entry ending in suffix replaced by e.
+func (f fixture) swap(t *testing.T, suffix string, e entry) func(string) layers {
+	return func(string) layers {
+		es := f.h()
+		es[find(t, es, suffix)] = e
+		return layers{es}
+	}
+}
+
+// chmod is the hand path with its entry ending in suffix given mode.
+func (f fixture) chmod(t *testing.T, suffix string, mode int64) func(string) layers {
+	return func(string) layers {
+		es := f.h()
+		es[find(t, es, suffix)].hdr.Mode = mode
+		return layers{es}
+	}
+}
+
 func TestHostileEntries(t *testing.T) {
 	f := newFixture(t)
 	host := nixtest.Registry(t)
-	type layers = [][]entry
+
 	for i, tc := range []struct {
 		name   string
 		layers func(outside string) layers
@@ -152,12 +173,8 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "nix must be a directory",
 		},
 		{
-			name: "hardlink into another store path",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "bin/tool-copy")] = hardlink(f.name("bin/tool-copy"), f.other+"/bin/pkg000")
-				return layers{es}
-			},
+			name:    "hardlink into another store path",
+			layers:  f.swap(t, "bin/tool-copy", hardlink(f.name("bin/tool-copy"), f.other+"/bin/pkg000")),
 			wantErr: "leaves its store path",
 		},
 		{
@@ -170,21 +187,13 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "leaves its store path",
 		},
 		{
-			name: "hardlink climbing out",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "bin/tool-copy")] = hardlink(f.name("bin/tool-copy"), f.name("../../../etc/passwd"))
-				return layers{es}
-			},
+			name:    "hardlink climbing out",
+			layers:  f.swap(t, "bin/tool-copy", hardlink(f.name("bin/tool-copy"), f.name("../../../etc/passwd"))),
 			wantErr: `".." component`,
 		},
 		{
-			name: "hardlink to a missing entry",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "bin/tool-copy")] = hardlink(f.name("bin/tool-copy"), f.name("bin/nothing"))
-				return layers{es}
-			},
+			name:    "hardlink to a missing entry",
+			layers:  f.swap(t, "bin/tool-copy", hardlink(f.name("bin/tool-copy"), f.name("bin/nothing"))),
 			wantErr: "not a file of its store path",
 		},
 		{
@@ -203,21 +212,13 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "fifo",
 		},
 		{
-			name: "setuid file",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "bin/tool")].hdr.Mode = 0o4755
-				return layers{es}
-			},
+			name:    "setuid file",
+			layers:  f.chmod(t, "bin/tool", 0o4755),
 			wantErr: "setuid",
 		},
 		{
-			name: "setgid dir",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "/share")].hdr.Mode = 0o2755
-				return layers{es}
-			},
+			name:    "setgid dir",
+			layers:  f.chmod(t, "/share", 0o2755),
 			wantErr: "setgid",
 		},
 		{
@@ -290,12 +291,8 @@ func TestHostileEntries(t *testing.T) {
 			},
 		},
 		{
-			name: "sticky dir",
-			layers: func(string) layers {
-				es := f.h()
-				es[find(t, es, "/share")].hdr.Mode = 0o1755
-				return layers{es}
-			},
+			name:   "sticky dir",
+			layers: f.chmod(t, "/share", 0o1755),
 			check: func(t *testing.T, dir string) {
 				fi, err := os.Stat(filepath.Join(dir, f.path, "share"))
 				if err != nil {
