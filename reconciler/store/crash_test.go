@@ -2,12 +2,9 @@ package store
 
 import (
 	"context"
-	"math/rand/v2"
 	"os"
 	"os/exec"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -30,10 +27,10 @@ func TestMergeCrash(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				live := template(t, "nix-a", nixStore(releaseA))
 				staged := template(t, "nix-b", nixStore(releaseB))
-				cache := addCache(t, live, "built-by-a-job")
+				cache := nixtest.AddResult(t, live, "built-by-a-job", nixtest.ResultOptions{})
 				old := nixtest.Paths(t, live)
 				image := nixtest.Paths(t, staged)
-				wantRefs := refsOf(t, staged, image)
+				wantRefs := nixtest.RefsOf(t, staged, image)
 
 				if !runChild(t, live, staged, step) {
 					t.Fatalf("merge finished without reaching step %s", step)
@@ -60,7 +57,7 @@ func TestMergeCrashWhileReplacing(t *testing.T) {
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
+	wantRefs := nixtest.RefsOf(t, staged, image)
 	if !runChild(t, live, staged, "renamed:2") {
 		t.Fatal("first merge finished")
 	}
@@ -100,38 +97,19 @@ func TestMergeKilledAtRandom(t *testing.T) {
 	}
 	live, staged := fresh()
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
+	wantRefs := nixtest.RefsOf(t, staged, image)
 
 	// How long an uninterrupted child takes, on a throwaway copy.
 	l2, s2 := fresh()
-	start := time.Now()
-	runChild(t, l2, s2, "")
-	full := time.Since(start)
+	full := nixtest.Timed(t, mergeChild(l2, s2))
 
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	const runs = 10
-	kills := 0
-	for run := 0; run < runs; run++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envLive+"="+live, envStaged+"="+staged)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		delay := time.Duration(rng.Int64N(int64(full)))
-		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })
-		err := cmd.Wait()
-		timer.Stop()
+	points := nixtest.RandomKills(nixtest.Seed(t), full, 10)
+	nixtest.Crash(t, points, func() *exec.Cmd { return mergeChild(live, staged) }, func(_ nixtest.KillPoint, killed bool) {
 		checkInterrupted(t, live, old, image)
-		if err == nil {
+		if !killed {
 			live, staged = fresh()
-			continue
 		}
-		kills++
-	}
-	t.Logf("%d of %d runs killed at random (a full merge child takes %v)", kills, runs, full)
-	if kills == 0 {
-		t.Fatal("no run was killed")
-	}
+	})
 	if runChild(t, live, staged, "") {
 		t.Fatal("final merge killed")
 	}
@@ -143,10 +121,10 @@ func TestMergeKilledAtRandom(t *testing.T) {
 func checkInterrupted(t *testing.T, live string, old, image []string) {
 	t.Helper()
 	got := nixtest.Verify(t, live)
-	if cmp.Equal(old, got) || cmp.Equal(union(old, image), got) {
+	if cmp.Equal(old, got) || cmp.Equal(nixtest.Union(old, image), got) {
 		return
 	}
-	t.Fatalf("after a kill the store holds neither the old paths nor all paths: %d valid, old %d, all %d", len(got), len(old), len(union(old, image)))
+	t.Fatalf("after a kill the store holds neither the old paths nor all paths: %d valid, old %d, all %d", len(got), len(old), len(nixtest.Union(old, image)))
 }
 
 // checkMerged asserts the complete merge: old ∪ image valid, verified,
@@ -154,10 +132,10 @@ func checkInterrupted(t *testing.T, live string, old, image []string) {
 func checkMerged(t *testing.T, live string, old, image []string, wantRefs map[string][]string) {
 	t.Helper()
 	got := nixtest.Verify(t, live)
-	if diff := cmp.Diff(union(old, image), got); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(old, image), got); diff != "" {
 		t.Fatalf("valid paths after the merge completed (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantRefs, refsOf(t, live, image)); diff != "" {
+	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, image)); diff != "" {
 		t.Errorf("references (-image +live):\n%s", diff)
 	}
 }

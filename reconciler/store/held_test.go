@@ -48,7 +48,7 @@ func TestHeldImages(t *testing.T) {
 	check("as recorded", map[string]bool{dA: true, dX: false})
 
 	// A job's garbage collection deletes a path nothing references.
-	refs := refsOf(t, root, paths)
+	refs := nixtest.RefsOf(t, root, paths)
 	referenced := map[string]bool{}
 	for p, rs := range refs {
 		for _, r := range rs {

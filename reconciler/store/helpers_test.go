@@ -2,40 +2,30 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 )
 
-// Environment of a re-executed test binary that runs one merge.
+// Environment of a re-executed test binary that runs one merge (the
+// child "merge").
 const (
 	envLive   = "HYDRAFY_TEST_MERGE_LIVE"
 	envStaged = "HYDRAFY_TEST_MERGE_STAGED"
-	envCrash  = "HYDRAFY_TEST_CRASH" // "step:n": SIGKILL at the nth time step is reached
 )
 
 func TestMain(m *testing.M) {
-	if db := os.Getenv(envWALDB); db != "" {
-		childWAL(db, os.Getenv(envWALSQL))
+	if nixtest.Child() == "wal" {
+		childWAL(os.Getenv(envWALDB), os.Getenv(envWALSQL))
 	}
-	if live := os.Getenv(envLive); live != "" {
-		os.Exit(childMerge(live, os.Getenv(envStaged), os.Getenv(envCrash)))
+	if nixtest.Child() == "merge" {
+		os.Exit(childMerge(os.Getenv(envLive), os.Getenv(envStaged)))
 	}
 	dir, err := os.MkdirTemp("", "store-templates-")
 	if err != nil {
@@ -48,25 +38,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// childMerge runs one merge in this process and kills itself with SIGKILL
-// when the merge reaches the named step for the nth time.
-func childMerge(live, staged, crash string) int {
-	if crash != "" {
-		step, nth, _ := strings.Cut(crash, ":")
-		n, err := strconv.Atoi(nth)
-		if err != nil {
-			n = 1
-		}
-		seen := 0
-		hook = func(s string) {
-			if s != step {
-				return
-			}
-			if seen++; seen == n {
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			}
-		}
-	}
+// childMerge runs one merge in this process; the kill helper's hook
+// kills it at the step a test named.
+func childMerge(live, staged string) int {
+	hook = nixtest.KillHook()
 	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -74,23 +49,16 @@ func childMerge(live, staged, crash string) int {
 	return 0
 }
 
-// runChild merges staged into live in a child process, with crash as its
-// crash point (empty: none). It returns whether the child was killed.
+// mergeChild is a child process that merges staged into live.
+func mergeChild(live, staged string) *exec.Cmd {
+	return nixtest.Command("merge", envLive+"="+live, envStaged+"="+staged)
+}
+
+// runChild merges staged into live in a child process, killed at crash
+// ("step" or "step:n"; empty: never). It returns whether it was killed.
 func runChild(t *testing.T, live, staged, crash string) (killed bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envLive+"="+live, envStaged+"="+staged, envCrash+"="+crash)
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		return false
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-			return true
-		}
-	}
-	t.Fatalf("merge child (crash %q): %v\n%s", crash, err, out)
-	return false
+	return nixtest.Kill(t, mergeChild(live, staged), nixtest.At(crash))
 }
 
 var (
@@ -144,129 +112,11 @@ func goStore(spec synth.Spec) func(testing.TB, string) {
 	}
 }
 
-// refsOf returns the references of paths in root, as Nix reports them
-// (`nix path-info --json`, one call).
-func refsOf(t testing.TB, root string, paths []string) map[string][]string {
-	t.Helper()
-	out := nixtest.Nix(t, nil, "nix", append([]string{"path-info", "--store", root, "--json"}, paths...)...)
-	var infos []struct {
-		Path       string   `json:"path"`
-		References []string `json:"references"`
-	}
-	if err := json.Unmarshal([]byte(out), &infos); err != nil {
-		t.Fatalf("parsing nix path-info --json: %v", err)
-	}
-	m := map[string][]string{}
-	for _, in := range infos {
-		refs := append([]string{}, in.References...)
-		sort.Strings(refs)
-		m[in.Path] = refs
-	}
-	return m
-}
-
-func union(sets ...[]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range sets {
-		for _, p := range s {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func minus(a, b []string) []string {
-	drop := map[string]bool{}
-	for _, p := range b {
-		drop[p] = true
-	}
-	out := []string{}
-	for _, p := range a {
-		if !drop[p] {
-			out = append(out, p)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// addCache adds a content-addressed path to root with nix-store --add,
-// as a job's build result lands in the shared store.
-func addCache(t testing.TB, root, name string) string {
-	t.Helper()
-	src := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(filepath.Join(src, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "bin", name), []byte("#!/bin/sh\necho "+name+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return nixtest.Add(t, root, src)
-}
-
-// snapshot describes every entry under root: type, mode, size, link
-// target and content hash. Equal snapshots mean nothing changed.
-func snapshot(t testing.TB, root string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		desc := info.Mode().String()
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case info.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(b)
-			desc += " " + hex.EncodeToString(sum[:8])
-		}
-		rel, _ := filepath.Rel(root, p)
-		m[rel] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-func assertUnchanged(t testing.TB, before map[string]string, root string) {
-	t.Helper()
-	if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
-		t.Errorf("%s changed (-before +after):\n%s", root, diff)
-	}
-}
-
 // dbRow returns the id and registration time of path in root's db.
 func dbRow(t testing.TB, root, path string) (int64, int64) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbFile(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var id, reg int64
-	if err := db.QueryRow(`select id, registrationTime from ValidPaths where path = ?`, path).Scan(&id, &reg); err != nil {
-		t.Fatalf("row of %s: %v", path, err)
-	}
+	nixtest.QueryRow(t, root, `select id, registrationTime from ValidPaths where path = ?`, []any{path}, &id, &reg)
 	return id, reg
 }
 

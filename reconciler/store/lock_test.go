@@ -46,13 +46,13 @@ func TestMergeWaitsForNix(t *testing.T) {
 	staged := template(t, "go-b", goStore(releaseB))
 
 	holdShared(t, live, "30")
-	before := snapshot(t, live)
+	before := nixtest.Snapshot(t, live)
 	_, err := Merge(ctx, live, staged, MergeOptions{LockTimeout: 300 * time.Millisecond})
 	want := "a Nix process still has the store open (" + filepath.Join(dbPath(live), "big-lock") + " held) after 300ms"
 	if err == nil || err.Error() != want {
 		t.Fatalf("merge under a shared lock: %v, want %q", err, want)
 	}
-	assertUnchanged(t, before, live)
+	nixtest.Unchanged(t, live, before, live)
 
 	// A holder that exits within the timeout: the merge waits, then runs.
 	other := template(t, "go-a", goStore(releaseA))

@@ -22,10 +22,10 @@ func TestMergeKeepsCache(t *testing.T) {
 	ctx := context.Background()
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
-	cache := []string{addCache(t, live, "hello"), addCache(t, live, "cuda-stub")}
+	cache := []string{nixtest.AddResult(t, live, "hello", nixtest.ResultOptions{}), nixtest.AddResult(t, live, "cuda-stub", nixtest.ResultOptions{})}
 	oldPaths := nixtest.Paths(t, live)
 	imagePaths := nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, imagePaths)
+	wantRefs := nixtest.RefsOf(t, staged, imagePaths)
 	shared := storePaths(releaseA)[0]
 	idBefore, regBefore := dbRow(t, live, shared)
 
@@ -35,7 +35,7 @@ func TestMergeKeepsCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := nixtest.Verify(t, live)
-	if diff := cmp.Diff(union(oldPaths, imagePaths), got); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(oldPaths, imagePaths), got); diff != "" {
 		t.Errorf("valid paths after merge (-want +got):\n%s", diff)
 	}
 	for _, p := range cache {
@@ -43,10 +43,10 @@ func TestMergeKeepsCache(t *testing.T) {
 			t.Errorf("cache path %s lost: %v", p, err)
 		}
 	}
-	if diff := cmp.Diff(wantRefs, refsOf(t, live, imagePaths)); diff != "" {
+	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, imagePaths)); diff != "" {
 		t.Errorf("references of image paths (-image +live):\n%s", diff)
 	}
-	wantAdded := minus(imagePaths, oldPaths)
+	wantAdded := nixtest.Minus(imagePaths, oldPaths)
 	if diff := cmp.Diff(wantAdded, rep.Added); diff != "" {
 		t.Errorf("report.Added (-want +got):\n%s", diff)
 	}
@@ -83,12 +83,12 @@ func TestMergeDryRun(t *testing.T) {
 	if err := os.Remove(filepath.Join(dbPath(live), "big-lock")); err != nil {
 		t.Fatal(err)
 	}
-	before, stagedBefore := snapshot(t, live), snapshot(t, staged)
+	before, stagedBefore := nixtest.Snapshot(t, live), nixtest.Snapshot(t, staged)
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := snapshot(t, live)
+	after := nixtest.Snapshot(t, live)
 	for _, f := range []string{"nix/var/nix/db/db.sqlite-shm", "nix/var/nix/db/db.sqlite-wal"} {
 		if _, ok := before[f]; !ok {
 			delete(after, f)
@@ -100,8 +100,8 @@ func TestMergeDryRun(t *testing.T) {
 	if fi, err := os.Stat(dbFile(live) + "-wal"); err == nil && fi.Size() != 0 {
 		t.Errorf("the dry run wrote %d bytes to the -wal", fi.Size())
 	}
-	assertUnchanged(t, stagedBefore, staged)
-	want := minus(storePaths(releaseB), storePaths(releaseA))
+	nixtest.Unchanged(t, staged, stagedBefore, staged)
+	want := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))
 	if diff := cmp.Diff(want, rep.Added); diff != "" || !rep.DryRun || rep.AddedBytes <= 0 {
 		t.Errorf("dry run report: dry %v, %d bytes, added (-want +got):\n%s", rep.DryRun, rep.AddedBytes, diff)
 	}
@@ -141,7 +141,7 @@ func TestMergeRefusesSchema(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			before := snapshot(t, live)
+			before := nixtest.Snapshot(t, live)
 			_, err := Merge(context.Background(), live, staged, MergeOptions{})
 			if err == nil || !errors.Is(err, ErrSchema) {
 				t.Fatalf("merge: %v, want a schema error", err)
@@ -154,7 +154,7 @@ func TestMergeRefusesSchema(t *testing.T) {
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error is not one line: %q", err)
 			}
-			assertUnchanged(t, before, live)
+			nixtest.Unchanged(t, live, before, live)
 		})
 	}
 }
@@ -185,7 +185,7 @@ func TestMergeHashConflict(t *testing.T) {
 // TestMergeRefusesBrokenImage stops before any change when the image store
 // is inconsistent.
 func TestMergeRefusesBrokenImage(t *testing.T) {
-	newPath := minus(storePaths(releaseB), storePaths(releaseA))[0]
+	newPath := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))[0]
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, staged string)
@@ -212,13 +212,13 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 			live := template(t, "go-a", goStore(releaseA))
 			staged := template(t, "go-b", goStore(releaseB))
 			tt.corrupt(t, staged)
-			before := snapshot(t, live)
+			before := nixtest.Snapshot(t, live)
 			_, err := Merge(context.Background(), live, staged, MergeOptions{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("merge: %v, want an error about %q", err, tt.want)
 			}
 			// The lock file is the one thing a failed merge may touch.
-			assertUnchanged(t, before, live)
+			nixtest.Unchanged(t, live, before, live)
 		})
 	}
 }
@@ -234,12 +234,12 @@ func TestMergeRefusesOtherFilesystem(t *testing.T) {
 	t.Cleanup(func() { removeTree(shm) })
 	staged := filepath.Join(shm, "root")
 	copyTree(t, template(t, "go-b", goStore(releaseB)), staged)
-	before := snapshot(t, live)
+	before := nixtest.Snapshot(t, live)
 	_, err = Merge(context.Background(), live, staged, MergeOptions{})
 	if err == nil || !strings.Contains(err.Error(), "another filesystem") {
 		t.Fatalf("merge from another filesystem: %v", err)
 	}
-	assertUnchanged(t, before, live)
+	nixtest.Unchanged(t, live, before, live)
 }
 
 // TestMergeCopiesRows registers a new path with every column of the
@@ -247,7 +247,7 @@ func TestMergeRefusesOtherFilesystem(t *testing.T) {
 func TestMergeCopiesRows(t *testing.T) {
 	live := template(t, "go-a", goStore(releaseA))
 	staged := template(t, "go-b", goStore(releaseB))
-	added := minus(storePaths(releaseB), storePaths(releaseA))
+	added := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))
 	drv, out := added[0], added[1]
 	execSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
 		sigs = 'cache.example.org-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)
@@ -276,13 +276,13 @@ func TestMergeFailedRegistration(t *testing.T) {
 	live := template(t, "go-a", goStore(releaseA))
 	staged := template(t, "go-b", goStore(releaseB))
 	execSQL(t, live, `create trigger refuse before insert on Refs begin select raise(abort, 'disk full'); end`)
-	before, stagedBefore := snapshot(t, live), snapshot(t, staged)
+	before, stagedBefore := nixtest.Snapshot(t, live), nixtest.Snapshot(t, staged)
 	_, err := Merge(context.Background(), live, staged, MergeOptions{})
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("merge with a failing registration: %v", err)
 	}
-	assertUnchanged(t, before, live)
-	assertUnchanged(t, stagedBefore, staged)
+	nixtest.Unchanged(t, live, before, live)
+	nixtest.Unchanged(t, staged, stagedBefore, staged)
 	execSQL(t, live, `drop trigger refuse`)
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
 	if err != nil || len(rep.Added) != 3 {

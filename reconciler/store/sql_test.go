@@ -4,6 +4,8 @@ import (
 	"database/sql"
 	"fmt"
 	"testing"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // execSQL runs statements on root's db through a connection of its own.
@@ -21,29 +23,15 @@ func execSQL(t testing.TB, root, query string, args ...any) {
 
 func hashOf(t testing.TB, root, path string) string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbFile(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var h string
-	if err := db.QueryRow(`select hash from ValidPaths where path = ?`, path).Scan(&h); err != nil {
-		t.Fatal(err)
-	}
+	nixtest.QueryRow(t, root, `select hash from ValidPaths where path = ?`, []any{path}, &h)
 	return h
 }
 
 func narSizeOf(t testing.TB, root, path string) int64 {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbFile(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var n int64
-	if err := db.QueryRow(`select narSize from ValidPaths where path = ?`, path).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
+	nixtest.QueryRow(t, root, `select narSize from ValidPaths where path = ?`, []any{path}, &n)
 	return n
 }
 

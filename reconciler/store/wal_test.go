@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,8 +21,9 @@ const (
 	envWALSQL = "HYDRAFY_TEST_WAL_SQL"
 )
 
-// childWAL runs a statement on a db with checkpoints off and kills itself
-// before closing: the committed row is left in the -wal file only.
+// childWAL runs a statement on a db with checkpoints off and is killed
+// (at the step "written") before closing: the committed row is left in
+// the -wal file only.
 func childWAL(db, stmt string) {
 	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=journal_mode(wal)&_pragma=wal_autocheckpoint(0)")
 	if err == nil {
@@ -33,7 +33,10 @@ func childWAL(db, stmt string) {
 		os.Stderr.WriteString(err.Error() + "\n")
 		os.Exit(1)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	if hook := nixtest.KillHook(); hook != nil {
+		hook("written")
+	}
+	os.Exit(0)
 }
 
 // cachePath makes a content-addressed path in a scratch store with Nix,
@@ -42,7 +45,7 @@ func childWAL(db, stmt string) {
 func cachePath(t *testing.T, live, name string) (string, string) {
 	t.Helper()
 	scratch := template(t, "nix-empty-"+name, func(t testing.TB, root string) {
-		addCache(t, root, name)
+		nixtest.AddResult(t, root, name, nixtest.ResultOptions{})
 	})
 	p := nixtest.Paths(t, scratch)[0]
 	copyTree(t, filepath.Join(scratch, p), filepath.Join(live, p))
@@ -61,9 +64,7 @@ func TestMergeWAL(t *testing.T) {
 
 	// A writer killed with its row in the WAL (-wal and -shm stay).
 	killed, stmt := cachePath(t, live, "killed-writer")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envWALDB+"="+db, envWALSQL+"="+stmt)
-	if err := cmd.Run(); err == nil {
+	if !nixtest.Kill(t, nixtest.Command("wal", envWALDB+"="+db, envWALSQL+"="+stmt), nixtest.At("written")) {
 		t.Fatal("the WAL writer was not killed")
 	}
 	// A writer that keeps its connection open.
@@ -92,7 +93,7 @@ func TestMergeWAL(t *testing.T) {
 	}
 	conn.Close()
 	got := nixtest.Verify(t, live)
-	want := union(storePaths(releaseA), storePaths(releaseB), []string{killed, open})
+	want := nixtest.Union(storePaths(releaseA), storePaths(releaseB), []string{killed, open})
 	if !slices.Equal(want, got) {
 		t.Errorf("valid paths: %d, want %d (old, new and both WAL rows)", len(got), len(want))
 	}
