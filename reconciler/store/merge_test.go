@@ -166,7 +166,7 @@ func TestMergeHashConflict(t *testing.T) {
 	staged := template(t, "go-b", goStore(releaseB))
 	shared := storePaths(releaseA)[2]
 	const fake = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
-	execSQL(t, staged, `update ValidPaths set hash = ? where path = ?`, fake, shared)
+	nixtest.ExecSQL(t, staged, `update ValidPaths set hash = ? where path = ?`, fake, shared)
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 		want    string
 	}{
 		{"dangling reference", func(t *testing.T, staged string) {
-			execSQL(t, staged, `pragma foreign_keys = off; insert into Refs (referrer, reference) values ((select id from ValidPaths where path = '`+newPath+`'), 9999)`)
+			nixtest.ExecSQL(t, staged, `pragma foreign_keys = off; insert into Refs (referrer, reference) values ((select id from ValidPaths where path = '`+newPath+`'), 9999)`)
 		}, "inconsistent"},
 		{"missing files", func(t *testing.T, staged string) {
 			if err := removeTree(filepath.Join(staged, newPath)); err != nil {
@@ -201,10 +201,10 @@ func TestMergeRefusesBrokenImage(t *testing.T) {
 		}, "stage the image again: " + newPath},
 		// A merge checks the rows itself, whoever staged the store.
 		{"deriver outside the store", func(t *testing.T, staged string) {
-			execSQL(t, staged, `update ValidPaths set deriver = '/tmp/evil.drv' where path = ?`, newPath)
+			nixtest.ExecSQL(t, staged, `update ValidPaths set deriver = '/tmp/evil.drv' where path = ?`, newPath)
 		}, "column deriver: path \"/tmp/evil.drv\" is not in the Nix store"},
 		{"not a store path", func(t *testing.T, staged string) {
-			execSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
+			nixtest.ExecSQL(t, staged, `update ValidPaths set path = '/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa' where path = ?`, newPath)
 		}, "column path: store path \"/nix/store/../../etc/passwd-aaaaaaaaaaaaaaaaaaaaaaaaaaa\" contains illegal base-32 character"},
 	}
 	for _, tt := range tests {
@@ -249,11 +249,11 @@ func TestMergeCopiesRows(t *testing.T) {
 	staged := template(t, "go-b", goStore(releaseB))
 	added := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))
 	drv, out := added[0], added[1]
-	execSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
+	nixtest.ExecSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
 		sigs = 'cache.example.org-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)
-	execSQL(t, staged, `insert into DerivationOutputs (drv, id, path) values ((select id from ValidPaths where path = ?), 'out', ?)`, drv, out)
+	nixtest.ExecSQL(t, staged, `insert into DerivationOutputs (drv, id, path) values ((select id from ValidPaths where path = ?), 'out', ?)`, drv, out)
 	// Spread the live ids away from the image's so that copied ids would show.
-	execSQL(t, live, `insert into ValidPaths (id, path, hash, registrationTime) values (5000, '/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone', 'sha256:00', 1); delete from ValidPaths where id = 5000`)
+	nixtest.ExecSQL(t, live, `insert into ValidPaths (id, path, hash, registrationTime) values (5000, '/nix/store/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone', 'sha256:00', 1); delete from ValidPaths where id = 5000`)
 	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestMergeCopiesRows(t *testing.T) {
 func TestMergeFailedRegistration(t *testing.T) {
 	live := template(t, "go-a", goStore(releaseA))
 	staged := template(t, "go-b", goStore(releaseB))
-	execSQL(t, live, `create trigger refuse before insert on Refs begin select raise(abort, 'disk full'); end`)
+	nixtest.ExecSQL(t, live, `create trigger refuse before insert on Refs begin select raise(abort, 'disk full'); end`)
 	before, stagedBefore := nixtest.Snapshot(t, live), nixtest.Snapshot(t, staged)
 	_, err := Merge(context.Background(), live, staged, MergeOptions{})
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
@@ -283,7 +283,7 @@ func TestMergeFailedRegistration(t *testing.T) {
 	}
 	nixtest.Unchanged(t, live, before, live)
 	nixtest.Unchanged(t, staged, stagedBefore, staged)
-	execSQL(t, live, `drop trigger refuse`)
+	nixtest.ExecSQL(t, live, `drop trigger refuse`)
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
 	if err != nil || len(rep.Added) != 3 {
 		t.Fatalf("merge after the failure: %v, %d added", err, len(rep.Added))

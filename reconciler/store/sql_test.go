@@ -8,19 +8,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
-// execSQL runs statements on root's db through a connection of its own.
-func execSQL(t testing.TB, root, query string, args ...any) {
-	t.Helper()
-	db, err := sql.Open("sqlite", dbFile(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
 func hashOf(t testing.TB, root, path string) string {
 	t.Helper()
 	var h string
