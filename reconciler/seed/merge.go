@@ -120,6 +120,11 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 		if err := p.Record(); err != nil {
 			p.o.Log.Warn("recording merged layers", "err", err)
 		}
+		// Roots spare the new paths from a job's garbage collection; the
+		// merge stands without them.
+		if _, err := store.WriteRoots(ctx, p.dir); err != nil {
+			p.o.Log.Warn("writing the GC roots", "err", err)
+		}
 	}
 	return &Result{
 		Ref: p.st.Ref, Digest: p.st.Digest, Manifest: p.st.Manifest, From: p.st.From, Store: p.dir, How: Merged,
@@ -132,7 +137,11 @@ func (p *Pending) Merge(ctx context.Context) (*Result, error) {
 // does after merging: for an image whose paths the store holds already
 // (Plan adds none), so that store.HeldImages knows it.
 func (p *Pending) Record() error {
-	return store.RecordLayers(p.dir, imageName(p.st), heldLayers(p.st, p.o.Log))
+	paths, err := store.ImagePaths(context.Background(), p.st.Dir)
+	if err != nil {
+		return err
+	}
+	return store.RecordImage(p.dir, imageName(p.st), heldLayers(p.st, p.o.Log), paths)
 }
 
 // heldLayers are the layer records of a staged image: the store paths

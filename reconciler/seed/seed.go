@@ -133,8 +133,11 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	// so failing to write them is a warning, not a failed seed.
 	if err := store.ResetLayers(t.dir); err != nil {
 		o.Log.Warn("resetting the layer records", "err", err)
-	} else if err := store.RecordLayers(t.dir, imageName(st), heldLayers(st, o.Log)); err != nil {
+	} else if err := store.RecordImage(t.dir, imageName(st), heldLayers(st, o.Log), st.Paths); err != nil {
 		o.Log.Warn("recording the seeded layers", "err", err)
+	}
+	if _, err := store.WriteRoots(ctx, t.dir); err != nil {
+		o.Log.Warn("writing the GC roots", "err", err)
 	}
 	return &Result{
 		Ref: ref, Digest: st.Digest, Manifest: st.Manifest, From: st.From, Store: t.dir, How: how,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,9 @@ import (
 const (
 	envLive   = "HYDRAFY_TEST_MERGE_LIVE"
 	envStaged = "HYDRAFY_TEST_MERGE_STAGED"
+	// A re-executed test binary that runs one garbage collection.
+	envGCLive   = "HYDRAFY_TEST_GC_LIVE"
+	envGCPolicy = "HYDRAFY_TEST_GC_POLICY" // GCPolicy as JSON
 )
 
 func TestMain(m *testing.M) {
@@ -26,6 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	if nixtest.Child() == "merge" {
 		os.Exit(childMerge(os.Getenv(envLive), os.Getenv(envStaged)))
+	}
+	if nixtest.Child() == "gc" {
+		os.Exit(childGC(os.Getenv(envGCLive), os.Getenv(envGCPolicy)))
 	}
 	dir, err := os.MkdirTemp("", "store-templates-")
 	if err != nil {
@@ -43,6 +50,22 @@ func TestMain(m *testing.M) {
 func childMerge(live, staged string) int {
 	hook = nixtest.KillHook()
 	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// childGC runs one collection with the JSON policy in this process; the
+// kill helper's hook kills it at the step a test named.
+func childGC(live, policy string) int {
+	hook = nixtest.KillHook()
+	var pol GCPolicy
+	if err := json.Unmarshal([]byte(policy), &pol); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if _, err := GC(context.Background(), live, GCOptions{Policy: pol}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,21 @@ type layerFile struct {
 type imageRecord struct {
 	Layers   []string  `json:"layers"`
 	Recorded time.Time `json:"recorded"`
+	// Paths are every store path of the image (its db's rows); older
+	// records lack them, and the layers' paths stand in.
+	Paths []string `json:"paths,omitempty"`
+}
+
+// paths returns the store paths the image holds.
+func (lf *layerFile) paths(rec imageRecord) []string {
+	if len(rec.Paths) > 0 {
+		return rec.Paths
+	}
+	var out []string
+	for _, l := range rec.Layers {
+		out = append(out, lf.Layers[l]...)
+	}
+	return out
 }
 
 func layerFileName(liveDir string) string {
@@ -77,11 +93,19 @@ func (lf *layerFile) write(liveDir string) error {
 // layers are in the store at liveDir. Call it after a successful merge or
 // install; a crash before it only costs a download next time.
 func RecordLayers(liveDir, image string, layers []Layer) error {
+	return RecordImage(liveDir, image, layers, nil)
+}
+
+// RecordImage is RecordLayers that also records every store path of the
+// image (paths: its db's rows), which garbage collection keeps or deletes
+// as one image.
+func RecordImage(liveDir, image string, layers []Layer, paths []string) error {
 	lf, err := readLayerFile(liveDir)
 	if err != nil {
 		return err
 	}
-	rec := imageRecord{Recorded: time.Now().UTC()}
+	rec := imageRecord{Recorded: time.Now().UTC(), Paths: append([]string(nil), paths...)}
+	sort.Strings(rec.Paths)
 	for _, l := range layers {
 		paths := append([]string(nil), l.Paths...)
 		sort.Strings(paths)
@@ -123,5 +147,19 @@ func SeededImages(liveDir string) ([]string, error) {
 		out = append(out, img)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// ImagePaths returns every store path that the db of the staged store at
+// stagedDir registers: all of the image's paths, skipped layers' too.
+func ImagePaths(ctx context.Context, stagedDir string) ([]string, error) {
+	img, err := readImageDB(ctx, stagedDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(img.rows))
+	for i, r := range img.rows {
+		out[i] = r.path
+	}
 	return out, nil
 }
