@@ -27,6 +27,7 @@ type Config struct {
 	Store     Store     `toml:"store"`
 	Runner    Runner    `toml:"runner"`
 	Reconcile Reconcile `toml:"reconcile"`
+	GC        GC        `toml:"gc"`
 }
 
 // Server configures `hydrafy serve`'s HTTP listener and its secrets.
@@ -141,6 +142,26 @@ type Reconcile struct {
 	MinInterval Duration `toml:"min_interval"`
 }
 
+// GC configures the garbage collection of the live store: what it keeps
+// and when it runs. Whatever a kept path references is kept too.
+type GC struct {
+	// Schedule is the maintenance window (cron) in which the daemon drains
+	// the runner and collects; empty: none.
+	Schedule string `toml:"schedule"`
+	// MinFree collects whenever the store's filesystem has less free:
+	// bytes ("20GiB") or a share of it ("10%"); empty: never for space.
+	MinFree Threshold `toml:"min_free"`
+	// MaxSize, when set, also deletes kept build results, oldest first,
+	// until the store's NAR size is at most this.
+	MaxSize Size `toml:"max_size"`
+	// KeepImages keeps every image seeded within this long.
+	KeepImages Duration `toml:"keep_images"`
+	// KeepBuilds keeps every build result registered within this long.
+	KeepBuilds Duration `toml:"keep_builds"`
+	// RootsFile lists further store paths to keep, one a line.
+	RootsFile string `toml:"roots_file"`
+}
+
 // Default returns the configuration every file starts from.
 func Default() Config {
 	return Config{
@@ -179,6 +200,11 @@ func Default() Config {
 			Enabled:     true,
 			Schedule:    "@every 15m",
 			MinInterval: Duration(5 * time.Second),
+		},
+		GC: GC{
+			MinFree:    Threshold{Percent: 10},
+			KeepImages: Duration(30 * 24 * time.Hour),
+			KeepBuilds: Duration(14 * 24 * time.Hour),
 		},
 	}
 }
@@ -245,6 +271,8 @@ func (c Config) Validate() error {
 		{"store.lock_timeout", c.Store.LockTimeout},
 		{"runner.drain_timeout", c.Runner.DrainTimeout},
 		{"reconcile.min_interval", c.Reconcile.MinInterval},
+		{"gc.keep_images", c.GC.KeepImages},
+		{"gc.keep_builds", c.GC.KeepBuilds},
 	} {
 		if d.v < 0 {
 			return fmt.Errorf("config: %s %s is negative", d.key, d.v.D())

@@ -1,6 +1,7 @@
 package nixtest
 
 import (
+	"encoding"
 	"reflect"
 	"strings"
 )
@@ -15,6 +16,8 @@ func TOMLKeys(v any) []string {
 	}
 	return tomlKeys(t, "")
 }
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 func tomlKeys(t reflect.Type, prefix string) []string {
 	var keys []string
@@ -31,7 +34,9 @@ func tomlKeys(t reflect.Type, prefix string) []string {
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
 			ft = ft.Elem()
 		}
-		if ft.Kind() == reflect.Struct {
+		// A struct that parses itself from text (a size, a threshold) is
+		// one key.
+		if ft.Kind() == reflect.Struct && !ft.Implements(textUnmarshaler) && !reflect.PointerTo(ft).Implements(textUnmarshaler) {
 			keys = append(keys, tomlKeys(ft, key+".")...)
 			continue
 		}
