@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -107,8 +108,10 @@ func (f *fakeRunner) Configure(storeDir, image string) (bool, error) {
 // fakeStager stages any digest; stageErr and commitErr make one fail;
 // commitHook runs before a commit (to block or to observe).
 type fakeStager struct {
-	calls      *calls
-	stageErr   map[string]error
+	calls    *calls
+	stageErr map[string]error
+	// stageErrs are consumed one per call before stageErr.
+	stageErrs  map[string][]error
 	commitErr  map[string]error
 	commitHook func(ctx context.Context, digest string)
 	// pending, when set, makes staged stores Planners that would add this
@@ -121,6 +124,12 @@ type fakeStager struct {
 func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
 	_, d, _ := strings.Cut(ref, "@")
 	f.calls.add("stage %s", ref)
+	if errs := f.stageErrs[d]; len(errs) > 0 {
+		f.stageErrs[d] = errs[1:]
+		if errs[0] != nil {
+			return nil, errs[0]
+		}
+	}
 	if err := f.stageErr[d]; err != nil {
 		return nil, err
 	}
@@ -205,6 +214,28 @@ func (f *fakeRepo) ReadFile(ctx context.Context, project, file, ref string) ([]b
 		return nil, ErrNotFound
 	}
 	return []byte(s), nil
+}
+
+// Branches lists "main" and every branch a file is served on.
+func (f *fakeRepo) Branches(ctx context.Context, project string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.err[project]; err != nil {
+		return nil, err
+	}
+	set := map[string]bool{"main": true}
+	for key := range f.files {
+		p, rest, _ := strings.Cut(key, ":")
+		if _, b, ok := strings.Cut(rest, "@"); ok && p == project {
+			set[b] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for b := range set {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // findLines is a minimal reference finder: "image: REPO@DIGEST" lines.

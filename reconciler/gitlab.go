@@ -50,3 +50,24 @@ func classify(resp *gitlab.Response, err error) error {
 	}
 	return err
 }
+
+var _ BranchLister = GitLabRepo{}
+
+// Branches returns the names of every branch of the project, page by page.
+func (g GitLabRepo) Branches(ctx context.Context, project string) ([]string, error) {
+	opt := &gitlab.ListBranchesOptions{ListOptions: gitlab.ListOptions{PerPage: 100, Page: 1}}
+	var out []string
+	for {
+		bs, resp, err := g.Client.Branches.ListBranches(project, opt, gitlab.WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("listing branches of %s: %w", project, classify(resp, err))
+		}
+		for _, b := range bs {
+			out = append(out, b.Name)
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}

@@ -23,9 +23,20 @@ type passRun struct {
 	recovering bool
 }
 
+// ask is what a pass was asked to do.
+type ask struct {
+	// explicit: a trigger other than the periodic resync (stalled digests
+	// are tried again).
+	explicit bool
+	// collect, when not empty, asks for a garbage collection and says why.
+	collect string
+	// onlyCollect: collect, stage nothing.
+	onlyCollect bool
+}
+
 // pass runs one reconcile pass and returns its report. It never panics on a
 // step's failure: each failure is recorded and the runner is restored.
-func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, explicit bool) Report {
+func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, a ask) Report {
 	p := &passRun{r: r, rep: &Report{ID: id, Reasons: reasons, Started: r.opts.Now()}}
 	r.mu.Lock()
 	r.current = p.rep
@@ -34,7 +45,7 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 	log.Info("reconcile started", "reasons", strings.Join(reasons, "; "))
 
 	ctx, calls := withCallCounter(ctx)
-	p.run(ctx, explicit)
+	p.run(ctx, a)
 
 	r.mu.Lock()
 	rep := p.rep
@@ -65,7 +76,7 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, expl
 	return out
 }
 
-func (p *passRun) run(ctx context.Context, explicitRun bool) {
+func (p *passRun) run(ctx context.Context, a ask) {
 	r := p.r
 	r.mu.Lock()
 	inflight := r.state.InFlight
@@ -98,12 +109,16 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	r.state.Observed = obs
 	r.state.FirstSeen = markSeen(r.state.FirstSeen, desired, r.opts.Now())
 	seeded := r.state.seededSet()
-	missing, skipped := plan(desired, seeded, r.state.Stalled, explicitRun)
+	missing, skipped := plan(desired, seeded, r.state.Stalled, a.explicit)
+	if a.onlyCollect {
+		missing = nil
+	}
 	p.rep.Desired, p.rep.Missing, p.rep.Skipped = desired, missing, skipped
 	r.mu.Unlock()
+	gc := p.planCollect(ctx, a.collect)
 	// The observation is written with the next state write: before the
 	// runner is touched, or at the end of the pass.
-	if len(missing) == 0 {
+	if len(missing) == 0 && gc == nil {
 		p.configure(ctx, pinned)
 		p.set(func(rep *Report) {
 			if !rep.Changed && len(rep.Restored) == 0 && len(p.errs) == 0 {
@@ -115,7 +130,7 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 		return
 	}
 
-	staged, held := p.stage(ctx, missing)
+	staged, held, full := p.stage(ctx, missing)
 	defer func() {
 		for _, s := range staged {
 			if err := s.Close(); err != nil {
@@ -123,7 +138,16 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 			}
 		}
 	}()
-	if len(staged) == 0 {
+	if len(full) > 0 && gc == nil {
+		gc = p.planCollect(ctx, "no space to stage "+p.ref(full[0]))
+		if gc == nil {
+			for _, d := range full {
+				p.fail(p.noRoom(d, nil))
+			}
+			full = nil
+		}
+	}
+	if len(staged) == 0 && gc == nil {
 		// Nothing to commit: the runner keeps running; config.toml may
 		// pin a digest seeded just now (the runner re-reads it).
 		if held > 0 {
@@ -155,6 +179,22 @@ func (p *passRun) run(ctx context.Context, explicitRun bool) {
 	p.stoppedAt = r.opts.Now()
 	if p.inflight(func(in *InFlight) { in.StoppedAt = p.stoppedAt }) != nil {
 		return
+	}
+	if gc != nil {
+		cr := p.collect(crit, gc)
+		// What did not fit is staged again now, with the runner still
+		// stopped: nothing else writes to the store meanwhile.
+		for _, d := range full {
+			s, err := p.restage(crit, d)
+			if err != nil {
+				if noSpace(err) {
+					err = p.noRoom(d, &cr)
+				}
+				p.fail(err)
+				continue
+			}
+			staged = append(staged, s)
+		}
 	}
 	for _, s := range staged {
 		p.commit(crit, s)

@@ -50,6 +50,10 @@ type Options struct {
 	Find   FindFunc
 	Stager Stager
 	Runner Runner
+	// Collector, when set, collects the live store's garbage: in passes
+	// asked to (KindGC), when the store runs low on space, and when an
+	// image does not fit.
+	Collector Collector
 
 	// MinInterval is the least time between the starts of two passes
 	// Run starts; a Reason with Immediate set skips the wait. 0 is no
@@ -105,8 +109,10 @@ type Ticket struct {
 	more    int // reasons dropped beyond maxReasons
 	// immediate: a trigger asked to start without waiting for the pace.
 	immediate bool
-	done      chan struct{}
-	report    Report
+	// onlyCollect: a pass that only collects garbage (`hydrafy gc`).
+	onlyCollect bool
+	done        chan struct{}
+	report      Report
 }
 
 // Done is closed when the pass has finished.
@@ -267,10 +273,34 @@ func (r *Reconciler) runTicket(ctx context.Context, t *Ticket) {
 	}
 	r.passMu.Lock()
 	r.started()
-	rep := r.pass(ctx, t.ID, reasons, explicit(t.reasons))
+	rep := r.pass(ctx, t.ID, reasons, ask{explicit: explicit(t.reasons), collect: collectWhy(t.reasons), onlyCollect: t.onlyCollect})
 	r.passMu.Unlock()
 	t.report = rep
 	close(t.done)
+}
+
+// Collect runs one pass now that only collects the live store's garbage
+// (draining the runner if anything is to go), after any pass under way.
+// It is what `hydrafy gc --config` uses.
+func (r *Reconciler) Collect(ctx context.Context, reason Reason) Report {
+	reason.Kind = KindGC
+	t := &Ticket{ID: newRunID(r.opts.Now()), reasons: []Reason{reason}, done: make(chan struct{}), onlyCollect: true}
+	r.runTicket(ctx, t)
+	return t.report
+}
+
+// collectWhy is why the reasons ask for a garbage collection ("" when
+// they do not).
+func collectWhy(reasons []Reason) string {
+	for _, x := range reasons {
+		if x.Kind == KindGC {
+			if x.Detail != "" {
+				return x.Detail
+			}
+			return "asked"
+		}
+	}
+	return ""
 }
 
 func (r *Reconciler) cancelQueued() {

@@ -49,6 +49,8 @@ type Report struct {
 	Restored []string `json:"restored,omitempty"`
 
 	Commits []CommitReport `json:"commits,omitempty"`
+	// Collect is the garbage collection of the pass (planned, or done).
+	Collect *CollectReport `json:"collect,omitempty"`
 	Steps   []Step         `json:"steps"`
 	// Downtime is the time between the runner's stop and its start again;
 	// a recovery counts from the killed pass's stop.

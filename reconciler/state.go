@@ -39,6 +39,8 @@ type State struct {
 	InFlight *InFlight `json:"in_flight,omitempty"`
 	// Runs are the last reports, newest last.
 	Runs []Report `json:"runs,omitempty"`
+	// LastGC is the last garbage collection that deleted.
+	LastGC *CollectReport `json:"last_gc,omitempty"`
 }
 
 // Seeded is one digest merged into the live store.

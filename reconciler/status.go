@@ -25,6 +25,8 @@ type Status struct {
 	// StoreFreeBytes is the free space of the live store's filesystem
 	// (what an unprivileged writer may use); nil when it cannot be read.
 	StoreFreeBytes *int64 `json:"store_free_bytes,omitempty"`
+	// LastGC is the last garbage collection.
+	LastGC *CollectReport `json:"last_gc,omitempty"`
 }
 
 // Status returns a snapshot that the caller may keep.
@@ -38,6 +40,7 @@ func (r *Reconciler) Status() Status {
 		Observed: st.Observed,
 		InFlight: st.InFlight,
 		Queued:   r.next != nil,
+		LastGC:   st.LastGC,
 	}
 	if r.current != nil {
 		c := cloneReport(*r.current)

@@ -6,23 +6,29 @@ import (
 )
 
 // stage stages every missing digest; the runner is still busy meanwhile.
-// It returns the staged stores that need a commit, and how many digests it
-// recorded as seeded at once because their commit would add nothing.
-func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged, held int) {
+// It returns the staged stores that need a commit, how many digests it
+// recorded as seeded at once because their commit would add nothing, and
+// the digests whose staging ran out of space (a collection may help).
+func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged, held int, full []string) {
 	for _, d := range missing {
-		var s Staged
-		err := p.step(ctx, "stage", d, func(ctx context.Context) error {
-			var err error
-			s, err = p.r.opts.Stager.Stage(ctx, p.ref(d))
-			if err != nil {
-				return fmt.Errorf("staging %s: %w", p.ref(d), err)
-			}
-			return nil
-		})
+		start := p.r.opts.Now()
+		s, err := p.r.opts.Stager.Stage(ctx, p.ref(d))
 		if err != nil {
+			err = fmt.Errorf("staging %s: %w", p.ref(d), err)
+			if noSpace(err) && p.r.opts.Collector != nil {
+				// Not a failure yet: the pass collects and stages again.
+				p.set(func(rep *Report) {
+					rep.Steps = append(rep.Steps, Step{Name: "stage", Digest: d, Started: start,
+						Seconds: seconds(p.r.opts.Now().Sub(start)), Error: err.Error()})
+				})
+				full = append(full, d)
+				continue
+			}
+			p.record(Step{Name: "stage", Digest: d, Started: start}, err)
 			p.noteStalled(d, err)
 			continue
 		}
+		p.record(Step{Name: "stage", Digest: d, Started: start}, nil)
 		switch p.planCommit(ctx, s) {
 		case planHeld:
 			held++
@@ -35,7 +41,29 @@ func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged,
 			p.r.log.Warn("discarding staged store", "digest", d, "err", err)
 		}
 	}
-	return staged, held
+	return staged, held, full
+}
+
+// restage stages d again after a collection made room (the runner is
+// stopped). Its failure is left to the caller to record.
+func (p *passRun) restage(ctx context.Context, d string) (Staged, error) {
+	var s Staged
+	err := p.step(ctx, "stage", d, func(ctx context.Context) error {
+		var err error
+		s, err = p.r.opts.Stager.Stage(ctx, p.ref(d))
+		if err != nil {
+			return fmt.Errorf("staging %s: %w", p.ref(d), err)
+		}
+		return nil
+	})
+	if err != nil {
+		// Recorded once, by the caller's one-line failure.
+		p.r.mu.Lock()
+		p.errs = p.errs[:len(p.errs)-1]
+		p.r.mu.Unlock()
+		return nil, err
+	}
+	return s, nil
 }
 
 // planOutcome is what planning a commit found.
