@@ -136,7 +136,7 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 	} else if err := store.RecordImage(t.dir, imageName(st), heldLayers(st, o.Log), st.Paths); err != nil {
 		o.Log.Warn("recording the seeded layers", "err", err)
 	}
-	if _, err := store.WriteRoots(ctx, t.dir); err != nil {
+	if _, err := store.WriteInstalledRoots(ctx, t.dir); err != nil {
 		o.Log.Warn("writing the GC roots", "err", err)
 	}
 	return &Result{

@@ -62,6 +62,8 @@ func TestSeedFresh(t *testing.T) {
 	for _, e := range db {
 		store = append(store, "nix/var/nix/db/"+e.Name())
 	}
+	// hydrafy's GC roots.
+	store = append(store, "nix/var/nix/gcroots", "nix/var/nix/gcroots/hydrafy")
 	// The layer records of the store (DIR/.hydrafy/layers.json) come first.
 	store = append([]string{".hydrafy", ".hydrafy/layers.json"}, store...)
 	for _, tc := range []struct {
@@ -87,6 +89,11 @@ func TestSeedFresh(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, layout(t, dir)); diff != "" {
 				t.Errorf("store dir layout (-want +got):\n%s", diff)
+			}
+			// The seed roots the image for jobs' garbage collection.
+			nixtest.JobGC(t, dir, filepath.Join(dir, "nix/var/nix/gcroots/hydrafy"))
+			if diff := cmp.Diff(paths, nixtest.Verify(t, dir)); diff != "" {
+				t.Errorf("after a job's GC (-seeded +left):\n%s", diff)
 			}
 			if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
 				t.Errorf("next to the store dir: %v, want nothing left", entries)

@@ -28,11 +28,22 @@ const maxName = 255
 // a crash, sees at least the roots of the paths that stay. It returns how
 // many roots there are.
 func WriteRoots(ctx context.Context, liveDir string) (int, error) {
+	return writeRootsMode(ctx, liveDir, readLive)
+}
+
+// WriteInstalledRoots is WriteRoots for a store just installed, which no
+// Nix process has opened yet: it reads the db without creating a file
+// next to it (no -shm or -wal).
+func WriteInstalledRoots(ctx context.Context, liveDir string) (int, error) {
+	return writeRootsMode(ctx, liveDir, readImmutable)
+}
+
+func writeRootsMode(ctx context.Context, liveDir string, mode dbMode) (int, error) {
 	lf, err := readLayerFile(liveDir)
 	if err != nil {
 		return 0, err
 	}
-	db, conn, err := openDB(ctx, liveDir, readLive)
+	db, conn, err := openDB(ctx, liveDir, mode)
 	if err != nil {
 		return 0, fmt.Errorf("live store: %w", err)
 	}
