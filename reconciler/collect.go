@@ -152,32 +152,40 @@ func (p *passRun) collect(ctx context.Context, w *wanted) CollectReport {
 	return cr
 }
 
-// keepDigests returns every digest of the watched image pinned on any
-// branch of any watched project, the runner's default image and the
-// candidate about to be proposed, sorted.
+// keepDigests returns what this pass's collection keeps by digest:
+// PinnedDigests with the runner's default image and the candidate about
+// to be proposed.
 func (p *passRun) keepDigests(ctx context.Context) ([]string, error) {
 	r := p.r
-	bl, ok := r.opts.Repo.(BranchLister)
+	r.mu.Lock()
+	candidate := r.state.Candidate
+	r.mu.Unlock()
+	return PinnedDigests(ctx, r.opts.Repo, r.opts.Find, r.opts.Image, r.opts.Projects, r.opts.DefaultImage, candidate)
+}
+
+// PinnedDigests returns, sorted, every digest of image pinned on any
+// branch of the projects, and those of the digest references in extra
+// (empty ones are skipped). It reads GitLab and changes nothing; repo must
+// be a BranchLister. Any project it cannot read fails it: that project
+// may pin anything.
+func PinnedDigests(ctx context.Context, repo Repo, find FindFunc, image string, projects []Project, extra ...string) ([]string, error) {
+	bl, ok := repo.(BranchLister)
 	if !ok {
 		return nil, errors.New("the GitLab reader cannot list branches")
 	}
 	set := map[string]bool{}
-	add := func(ref string) {
+	for _, ref := range extra {
 		if d := digestOf(ref); d != "" {
 			set[d] = true
 		}
 	}
-	add(r.opts.DefaultImage)
-	r.mu.Lock()
-	add(r.state.Candidate)
-	r.mu.Unlock()
-	for _, proj := range r.opts.Projects {
+	for _, proj := range projects {
 		branches, err := bl.Branches(ctx, proj.Path)
 		if err != nil {
 			return nil, fmt.Errorf("listing the branches of %s: %w", proj.Path, err)
 		}
 		for _, b := range branches {
-			pins, err := p.readPins(ctx, proj, b)
+			pins, err := readPins(ctx, repo, find, image, proj, b)
 			if err != nil {
 				return nil, err
 			}
@@ -194,14 +202,6 @@ func (p *passRun) keepDigests(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// PinnedDigests returns what a collection keeps by digest: every digest
-// pinned on any branch of the watched projects, the default image and the
-// candidate. It reads GitLab and changes nothing.
-func (r *Reconciler) PinnedDigests(ctx context.Context) ([]string, error) {
-	p := &passRun{r: r, rep: &Report{}}
-	return p.keepDigests(ctx)
 }
 
 // noSpace reports whether err is a full filesystem.

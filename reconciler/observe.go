@@ -63,19 +63,22 @@ func (p *passRun) readProject(ctx context.Context, proj Project) (ProjectPins, e
 // readPins returns the references of the watched image in proj's files at
 // ref; a file missing there has none.
 func (p *passRun) readPins(ctx context.Context, proj Project, ref string) ([]Pin, error) {
-	r := p.r
+	return readPins(ctx, p.r.opts.Repo, p.r.opts.Find, p.r.opts.Image, proj, ref)
+}
+
+func readPins(ctx context.Context, repo Repo, find FindFunc, image string, proj Project, ref string) ([]Pin, error) {
 	out := []Pin{}
 	for _, f := range proj.Files {
-		src, err := r.opts.Repo.ReadFile(ctx, proj.Path, f, ref)
+		src, err := repo.ReadFile(ctx, proj.Path, f, ref)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return out, fmt.Errorf("reading %s of %s at %s: %w", f, proj.Path, ref, err)
 		}
-		pins, err := r.opts.Find(src, r.opts.Image)
+		pins, err := find(src, image)
 		if err != nil {
-			return out, Terminal(fmt.Errorf("finding %s in %s of %s at %s: %w", r.opts.Image, f, proj.Path, ref, err))
+			return out, Terminal(fmt.Errorf("finding %s in %s of %s at %s: %w", image, f, proj.Path, ref, err))
 		}
 		for _, pin := range pins {
 			pin.File = f

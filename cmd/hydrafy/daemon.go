@@ -32,6 +32,11 @@ func newStager(cfg config.Config, log *slog.Logger) (reconciler.Stager, error) {
 	return newStagerFor(live, seed.Options{Image: image.Options{Platform: cfg.Store.Platform, Mirrors: cfg.Store.Mirrors}, LockTimeout: cfg.Store.LockTimeout.D()}, log), nil
 }
 
+// newCollector returns the store's garbage collector with the [gc] policy.
+func newCollector(cfg config.Config, storeDir string, log *slog.Logger) *storeCollector {
+	return &storeCollector{dir: storeDir, gc: cfg.GC, lockTimeout: cfg.Store.LockTimeout.D(), log: log}
+}
+
 // daemon is what `hydrafy serve` and `hydrafy reconcile` are built from:
 // the reconciler of this host's store and runner (nil on a bot-only host)
 // and the bot's watch pass (nil where the bot is off).
@@ -112,10 +117,7 @@ func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *git
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
-	projects := make([]reconciler.Project, 0, len(cfg.Projects))
-	for _, p := range cfg.Projects {
-		projects = append(projects, reconciler.Project{Path: p.Path, Files: p.Files})
-	}
+	projects := projectsOf(cfg)
 	metrics.WatchStore(storeDir)
 	return reconciler.New(reconciler.Options{
 		Image:          cfg.Watch.Image,
@@ -130,6 +132,7 @@ func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *git
 		Stager:         stager,
 		Runner:         run,
 		MinInterval:    cfg.Reconcile.MinInterval.D(),
+		Collector:      newCollector(cfg, storeDir, log),
 		OnReport:       metrics.ObserveReport,
 	}, log)
 }

@@ -40,6 +40,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"seed", "copy or merge an image's Nix store into a store dir", runSeed},
+		{"gc", "delete the store paths nothing keeps (retention policy)", runGC},
 		{"pin", "pin every reference of an image in CI files to a digest", runPin},
 		{"check", "one watch (and propose) pass", runCheck},
 		{"reconcile", "one reconcile pass on this runner host", runReconcile},
