@@ -11,8 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-
-
 // fakeCollector plans and collects `deletes` paths of 100 bytes each and
 // records the digests it was told to keep. Collecting frees the space.
 type fakeCollector struct {
