@@ -33,6 +33,9 @@ type Metrics struct {
 	// storeFree reads the live store's free bytes for each scrape.
 	storeFree atomic.Pointer[func() (int64, bool)]
 	opsMetrics
+	gcBytesFreed   prometheus.Counter
+	gcPathsDeleted prometheus.Counter
+	gcLast         prometheus.Gauge
 }
 
 // NewMetrics registers every metric on a new registry.
@@ -79,6 +82,15 @@ func NewMetrics() *Metrics {
 			Name: "hydrafy_webhooks_total", Help: "Webhook deliveries by event and result.",
 		}, []string{"event", "result"}),
 		opsMetrics: newOpsMetrics(),
+		gcBytesFreed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_gc_bytes_freed_total", Help: "NAR bytes deleted from the live store by garbage collection.",
+		}),
+		gcPathsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_gc_paths_deleted_total", Help: "Store paths deleted from the live store by garbage collection.",
+		}),
+		gcLast: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_gc_last_timestamp_seconds", Help: "Unix time of the last garbage collection that ran.",
+		}),
 	}
 	storeFree := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hydrafy_store_free_bytes", Help: "Free bytes of the live store's filesystem (NaN when unknown).",
@@ -93,6 +105,7 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(storeFree, m.watchPasses, m.digestChanges, m.mergeRequests, m.reconciles,
 		m.reconcileDuration, m.downtime, m.lastDowntime, m.storePaths, m.storeBytes,
 		m.storePathsAdded, m.storeBytesAdded, m.webhooks,
+		m.gcBytesFreed, m.gcPathsDeleted, m.gcLast,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registerOps()
 	return m
@@ -128,6 +141,15 @@ func (m *Metrics) ObserveReport(rep reconciler.Report) {
 	if stopped {
 		m.downtime.Observe(rep.DowntimeSeconds)
 		m.lastDowntime.Set(rep.DowntimeSeconds)
+	}
+	if c := rep.Collect; c != nil {
+		if !c.DryRun {
+			m.gcBytesFreed.Add(float64(c.BytesFreed))
+			m.gcPathsDeleted.Add(float64(c.PathsDeleted))
+			m.gcLast.Set(float64(c.At.Unix()))
+			m.storePaths.Set(float64(c.PathsKept))
+			m.storeBytes.Set(float64(c.BytesKept))
+		}
 	}
 	for _, c := range rep.Commits {
 		m.storePathsAdded.Add(float64(c.PathsAdded))

@@ -35,6 +35,14 @@ func (s *Server) schedule() error {
 			return fmt.Errorf("parsing reconcile.schedule %q: %w", s.opts.ResyncSchedule, err)
 		}
 	}
+	if s.opts.GCSchedule != "" {
+		_, err := s.cron.AddFunc(s.opts.GCSchedule, func() {
+			s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindGC, Detail: "maintenance window"})
+		})
+		if err != nil {
+			return fmt.Errorf("parsing gc.schedule %q: %w", s.opts.GCSchedule, err)
+		}
+	}
 	return nil
 }
 

@@ -46,6 +46,9 @@ type Options struct {
 	Watcher        Watcher
 	WatchSchedule  string
 	ResyncSchedule string
+	// GCSchedule is the maintenance window of the garbage collection
+	// (cron); empty: none.
+	GCSchedule string
 	// Checks make up /readyz.
 	Checks []Check
 	// Metrics receives every observation; New makes one when nil.

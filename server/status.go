@@ -29,6 +29,8 @@ type statusDoc struct {
 	Recent []reconciler.Report `json:"recent"`
 	// StoreFreeBytes is the free space of the live store's filesystem.
 	StoreFreeBytes *int64 `json:"store_free_bytes,omitempty"`
+	// LastGC is the last garbage collection of the live store.
+	LastGC *reconciler.CollectReport `json:"last_gc,omitempty"`
 }
 
 // recentRuns is how many finished passes /status lists.
@@ -68,6 +70,7 @@ func (s *Server) statusDoc() statusDoc {
 		Recent:   rs.Runs[max(0, len(rs.Runs)-recentRuns):],
 
 		StoreFreeBytes: rs.StoreFreeBytes,
+		LastGC:         rs.LastGC,
 	}
 	if w.Result != nil {
 		doc.Tracked = w.Result.Digest

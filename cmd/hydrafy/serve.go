@@ -107,6 +107,7 @@ func newServer(cfg config.Config, log *slog.Logger, stager reconciler.Stager, me
 		Watcher:         d.watcher,
 		WatchSchedule:   cfg.Watch.Schedule,
 		ResyncSchedule:  cfg.Reconcile.Schedule,
+		GCSchedule:      cfg.GC.Schedule,
 		Checks:          d.checks,
 		Metrics:         d.metrics,
 		Log:             log,
