@@ -235,6 +235,7 @@ func TestRunnerConfigSnippet(t *testing.T) {
 	want := []string{
 		def.Store.Dir + "/nix/store:/nix/store:rw",
 		def.Store.Dir + "/nix/var/nix/db:/nix/var/nix/db:rw",
+		def.Store.Dir + "/nix/var/nix/gcroots/hydrafy:/nix/var/nix/gcroots/hydrafy:ro",
 	}
 	if !slices.Equal(want, r.Docker.Volumes) {
 		t.Errorf("volumes = %q, want %q (from store.dir's default)", r.Docker.Volumes, want)

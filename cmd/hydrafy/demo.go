@@ -314,7 +314,7 @@ check_interval = 0
   [runners.docker]
     image = %q
     privileged = false
-    volumes = ["/cache", "%s/nix/store:/nix/store:rw", "%s/nix/var/nix/db:/nix/var/nix/db:rw"]
-`, env.GitLabURL, image, store, store)
+    volumes = ["/cache", "%s/nix/store:/nix/store:rw", "%s/nix/var/nix/db:/nix/var/nix/db:rw", "%s/nix/var/nix/gcroots/hydrafy:/nix/var/nix/gcroots/hydrafy:ro"]
+`, env.GitLabURL, image, store, store, store)
 	return os.WriteFile(path, []byte(text), 0o644)
 }

@@ -15,9 +15,11 @@ import (
 
 // Configure makes the runner's config.toml mount the live store under
 // storeDir into every job ([runners.docker] volumes gets
-// "<storeDir>/nix/store:/nix/store:rw" and
-// "<storeDir>/nix/var/nix/db:/nix/var/nix/db:rw", replacing older mounts of
-// those container paths and keeping the other volumes) and, with
+// "<storeDir>/nix/store:/nix/store:rw",
+// "<storeDir>/nix/var/nix/db:/nix/var/nix/db:rw" and
+// "<storeDir>/nix/var/nix/gcroots/hydrafy:/nix/var/nix/gcroots/hydrafy:ro",
+// replacing older mounts of those container paths and keeping the other
+// volumes) and, with
 // Options.PinImage and a non-empty image, sets [runners.docker] image. It
 // edits the runners named Options.Name, or every docker runner when Name is
 // empty. Only the changed values are rewritten; comments and layout stay.

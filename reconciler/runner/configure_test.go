@@ -180,8 +180,8 @@ func TestPlanVolumes(t *testing.T) {
 		res  []string
 	}{
 		{"empty", nil, want},
-		{"keeps others in order", []string{"/cache", "/a:/b"}, []string{"/cache", "/a:/b", want[0], want[1]}},
-		{"replaces in place", []string{"/x/nix/var/nix/db:/nix/var/nix/db", "/cache", "/x/nix/store:/nix/store/"}, []string{want[1], "/cache", want[0]}},
+		{"keeps others in order", []string{"/cache", "/a:/b"}, []string{"/cache", "/a:/b", want[0], want[1], want[2]}},
+		{"replaces in place", []string{"/x/nix/var/nix/db:/nix/var/nix/db", "/cache", "/x/nix/store:/nix/store/"}, []string{want[1], "/cache", want[0], want[2]}},
 		{"drops duplicates", []string{want[0], "/y:/nix/store:ro", want[1], want[1]}, want},
 		{"anonymous", []string{"/nix/store"}, want},
 	}

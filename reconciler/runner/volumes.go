@@ -6,13 +6,16 @@ import (
 	"strings"
 )
 
-// storeMounts returns the two bind mounts that give every job the live
-// store, in the order they are added to config.toml.
+// storeMounts returns the bind mounts that give every job the live store,
+// in the order they are added to config.toml: the store and its db
+// read-write, and hydrafy's GC roots read-only, so that a job's own
+// garbage collection keeps what hydrafy keeps (and cannot change the roots).
 func storeMounts(storeDir string) []string {
 	dir := filepath.Clean(storeDir)
 	return []string{
 		dir + "/nix/store:/nix/store:rw",
 		dir + "/nix/var/nix/db:/nix/var/nix/db:rw",
+		dir + "/nix/var/nix/gcroots/hydrafy:/nix/var/nix/gcroots/hydrafy:ro",
 	}
 }
 
