@@ -192,9 +192,12 @@ func TestLostImageSeededAgain(t *testing.T) {
 	}
 
 	// A job switches the profile away and collects garbage: Nix deletes
-	// one of A's paths while the runner's jobs hold the store.
-	if err := os.RemoveAll(filepath.Join(e.store, "nix/var/nix/profiles")); err != nil {
-		t.Fatal(err)
+	// one of A's paths while the runner's jobs hold the store. (The job's
+	// runner does not mount hydrafy's GC roots.)
+	for _, d := range []string{"nix/var/nix/profiles", "nix/var/nix/gcroots/hydrafy"} {
+		if err := os.RemoveAll(filepath.Join(e.store, d)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deleted := ""
 	for _, p := range slices.Backward(pathsA) {

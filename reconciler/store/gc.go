@@ -131,7 +131,11 @@ func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	opts.Policy.Roots = roots
+	admin, err := adminRoots(liveDir)
+	if err != nil {
+		return rep, err
+	}
+	opts.Policy.Roots = append(roots, admin...)
 	lf, err := readLayerFile(liveDir)
 	if err != nil {
 		return rep, err
@@ -538,6 +542,42 @@ func removeIfExists(p string) error {
 		return fmt.Errorf("removing %s: %w", p, err)
 	}
 	return nil
+}
+
+// adminRoots returns the store paths that symlinks under
+// DIR/nix/var/nix/gcroots point at, hydrafy's own roots excepted (they are
+// the result of the last collection, not an input of this one).
+func adminRoots(liveDir string) ([]string, error) {
+	dir := filepath.Join(liveDir, "nix/var/nix/gcroots")
+	own := filepath.Join(liveDir, RootsDir)
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case errors.Is(err, os.ErrNotExist) && p == dir:
+			return filepath.SkipAll
+		case err != nil:
+			return err
+		case p == own:
+			return filepath.SkipDir
+		case d.Type()&os.ModeSymlink == 0:
+			return nil
+		}
+		t, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		if base, ok := strings.CutPrefix(t, "/nix/store/"); ok {
+			base, _, _ = strings.Cut(base, "/")
+			if checkStorePath("/nix/store/"+base) == nil {
+				out = append(out, "/nix/store/"+base)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading GC roots: %w", err)
+	}
+	return out, nil
 }
 
 // checkRoots refuses a root that is not a store path and returns each

@@ -255,7 +255,7 @@ func TestGCRefusesUnknownDigest(t *testing.T) {
 		t.Fatalf("err = %v, want an unknown digest error", err)
 	}
 	nixtest.Unchanged(t, "the store", snap, w.live)
-	for _, root := range []string{"nix/store/x", "/nix/store/short"} {
+	for _, root := range []string{"nix/store/x", "/nix/store/short", "/etc/passwd"} {
 		pol := w.policy()
 		pol.Roots = []string{root}
 		if _, err := GC(context.Background(), w.live, GCOptions{Policy: pol}); err == nil {
@@ -434,4 +434,27 @@ func TestRootsSurviveJobGC(t *testing.T) {
 			t.Fatalf("a job's GC without roots kept %d of %d paths: the test cannot tell roots from none", len(after), len(before))
 		}
 	})
+}
+
+// TestGCKeepsAdminRoots: a symlink an administrator put in
+// nix/var/nix/gcroots keeps its path; hydrafy's own roots keep nothing.
+func TestGCKeepsAdminRoots(t *testing.T) {
+	w := newGCWorld(t)
+	if _, err := WriteRoots(context.Background(), w.live); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(w.live, "nix/var/nix/gcroots/admin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(w.oldBuild+"/out", filepath.Join(dir, "keep-me")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GC(context.Background(), w.live, GCOptions{Policy: w.policy()}); err != nil {
+		t.Fatal(err)
+	}
+	want := nixtest.Union(w.kept(t), []string{w.oldBuild})
+	if diff := cmp.Diff(want, nixtest.Verify(t, w.live)); diff != "" {
+		t.Fatalf("valid paths (-want +got):\n%s", diff)
+	}
 }
