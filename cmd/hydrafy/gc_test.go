@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,9 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/google/go-cmp/cmp"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 
+	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 )
 
@@ -197,5 +203,82 @@ func TestGCCommandKilledAtRandom(t *testing.T) {
 		if !slices.Contains(kept, "/nix/store/"+strings.TrimSuffix(e.Name(), ".lock")) && e.Name() != ".links" {
 			t.Errorf("left over in nix/store: %s", e.Name())
 		}
+	}
+}
+
+// TestGCConfigKeepsEveryBranch is `hydrafy gc --config` with the real
+// parts: the GitLab emulator, the stand-in runner, real Nix. The store
+// holds three releases; main pins B, an old release branch pins A, nothing
+// pins C. The collection drains and restarts the runner, deletes only
+// what C alone held, and the dry run said so beforehand.
+func TestGCConfigKeepsEveryBranch(t *testing.T) {
+	host := nixtest.Registry(t)
+	digestA, pathsA := pushRelease(t, host, "2.24.9")
+	digestB, pathsB := pushRelease(t, host, "2.25.0")
+	digestC, pathsC := pushRelease(t, host, "2.26.0")
+	repo := host + "/nixos/nix"
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestB+"\n", func(store string) {
+		for _, d := range []string{digestA, digestB, digestC} {
+			if code, _, errs := runCmd("seed", "--quiet", repo+"@"+d, "--store", store, "--platform", "linux/amd64"); code != 0 {
+				t.Fatalf("hydrafy seed: exit %d: %s", code, errs)
+			}
+		}
+	})
+	_, _, err := e.gl.Commits.CreateCommit("group/app", &gitlab.CreateCommitOptions{
+		Branch: gitlab.Ptr("release/2.24"), StartBranch: gitlab.Ptr("main"), CommitMessage: gitlab.Ptr("stay on 2.24"),
+		Actions: []*gitlab.CommitActionOptions{{Action: gitlab.Ptr(gitlab.FileUpdate), FilePath: gitlab.Ptr(".gitlab-ci.yml"),
+			Content: gitlab.Ptr("build:\n  image: " + repo + "@" + digestA + "\n")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.GC.KeepImages = 0 // all three were seeded just now
+	path := filepath.Join(e.dir, "hydrafy.toml")
+	writeTOML(t, path, e.cfg)
+	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
+
+	before := nixtest.Paths(t, e.store)
+	gone := slices.DeleteFunc(slices.Clone(pathsC), func(p string) bool {
+		return slices.Contains(pathsA, p) || slices.Contains(pathsB, p)
+	})
+	if len(gone) == 0 {
+		t.Fatal("test world: C holds no path of its own")
+	}
+	code, out, errs := runCmd("gc", "--config", path, "--dry-run")
+	if code != 0 || errs != "" || !strings.Contains(out, fmt.Sprintf("would delete %d paths", len(gone))) ||
+		!strings.Contains(out, "old images: 1") || !strings.Contains(out, repo+"@"+digestC) || strings.Contains(out, digestA+"  seeded") {
+		t.Errorf("dry run: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	if diff := cmp.Diff(before, nixtest.Paths(t, e.store)); diff != "" {
+		t.Fatalf("dry run changed the store (-before +after):\n%s", diff)
+	}
+
+	code, out, errs = runCmd("gc", "--config", path)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("%d paths deleted", len(gone))) {
+		t.Fatalf("gc: exit %d, stderr %q, stdout:\n%s", code, errs, out)
+	}
+	want := slices.DeleteFunc(slices.Clone(before), func(p string) bool { return slices.Contains(gone, p) })
+	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
+		t.Errorf("after gc (-want +got):\n%s", diff)
+	}
+	for _, step := range []string{"pause", "wait-idle", "stop", "gc", "start", "unpause"} {
+		if !strings.Contains(out, "  "+step+" ") {
+			t.Errorf("the collection did not %s the runner:\n%s", step, out)
+		}
+	}
+	if now, err := standin.ReadStatus(e.status); err != nil || now.PID == e.first.PID || !standin.Alive(now.PID) {
+		t.Errorf("runner not restarted: %+v, %v", now, err)
+	}
+}
+
+// writeTOML writes cfg as a config file.
+func writeTOML(t *testing.T, path string, cfg config.Config) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
