@@ -35,7 +35,7 @@ func (s *Server) schedule() error {
 			return fmt.Errorf("parsing reconcile.schedule %q: %w", s.opts.ResyncSchedule, err)
 		}
 	}
-	if s.opts.GCSchedule != "" {
+	if s.opts.GCSchedule != "" && s.opts.Reconciler != nil {
 		_, err := s.cron.AddFunc(s.opts.GCSchedule, func() {
 			s.opts.Reconciler.Trigger(reconciler.Reason{Kind: reconciler.KindGC, Detail: "maintenance window"})
 		})

@@ -130,6 +130,9 @@ func gcWithConfig(ctx context.Context, cfgPath string, dryRun, asJSON bool, stdo
 	if err != nil {
 		return err
 	}
+	if !cfg.Reconcile.Enabled {
+		return errors.New("this host has no store to collect ([reconcile] enabled = false)")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	storeDir, err := filepath.Abs(cfg.Store.Dir)
 	if err != nil {
@@ -159,7 +162,7 @@ func gcWithConfig(ctx context.Context, cfgPath string, dryRun, asJSON bool, stdo
 	if err != nil {
 		return err
 	}
-	defer d.rec.Close()
+	defer d.Close()
 	rep := d.rec.Collect(ctx, reconciler.Reason{Detail: "hydrafy gc"})
 	if asJSON {
 		enc := json.NewEncoder(stdout)
