@@ -110,7 +110,9 @@ func (p *passRun) planCollect(ctx context.Context, why string) *wanted {
 		}
 		plan.Why = why
 		p.set(func(rep *Report) { rep.Collect = &plan })
-		if plan.PathsDeleted > 0 || plan.Leftovers > 0 {
+		// Leftovers alone are no reason to drain: while jobs run, they are
+		// mostly builds in progress. The next collection removes the rest.
+		if plan.PathsDeleted > 0 {
 			w = &wanted{digests: digests, plan: plan}
 		} else {
 			r.log.Info("garbage collection: nothing to delete", "run", p.rep.ID, "why", why)

@@ -230,7 +230,8 @@ func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 		log.Warn("syncing the live store dir", "err", err)
 	}
 	at("gc-swept")
-	if err := p.forget(lf).write(liveDir); err != nil {
+	lf = p.forget(lf)
+	if err := lf.write(liveDir); err != nil {
 		return rep, err
 	}
 	n, err := writeRoots(liveDir, g, lf)
@@ -515,15 +516,23 @@ func leftovers(liveDir string, g *graph) ([]string, int64, error) {
 	return out, bytes, nil
 }
 
-// treeSize is the apparent size of the files under p.
+// treeSize is the apparent size of the files under p. Entries that vanish
+// meanwhile (a job's build dir, when planning while jobs run) count as
+// nothing.
 func treeSize(p string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(p, func(_ string, d os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
