@@ -40,11 +40,7 @@ DIR/nix/var/nix/gcroots/hydrafy holds a GC root for everything kept.
 
 // runGC is `hydrafy gc`.
 func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("gc", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, gcUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("gc", gcUsage, stdout, stderr)
 	def := config.Default().GC
 	cfgPath := fs.String("config", "", "config `FILE`: the [gc] policy, the watched projects and the runner")
 	dir := fs.String("store", "", "store `DIR` (without --config)")
@@ -56,8 +52,8 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keep = append(keep, s)
 		return nil
 	})
-	keepBuilds := durationFlag(fs, "keep-builds", def.KeepBuilds.D(), "keep build results registered within `D` (14d, 36h)")
-	keepImages := durationFlag(fs, "keep-images", def.KeepImages.D(), "keep images seeded within `D`")
+	keepBuilds := durationFlag(fs.FlagSet, "keep-builds", def.KeepBuilds.D(), "keep build results registered within `D` (14d, 36h)")
+	keepImages := durationFlag(fs.FlagSet, "keep-images", def.KeepImages.D(), "keep images seeded within `D`")
 	roots := fs.String("roots", "", "`FILE` of further store paths to keep, one a line")
 	var maxSize config.Size
 	fs.Func("max-size", "delete kept build results, oldest first, until the store is at most `SIZE` (500GiB)", func(s string) error {
@@ -66,34 +62,29 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted and change nothing")
 	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store (without --config)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "hydrafy gc: unexpected argument %q\n", pos[0])
-		return errUsage
+		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case *cfgPath != "" && *dir != "":
-		fmt.Fprintln(stderr, "hydrafy gc: --config and --store are exclusive (the config names the store)")
-		return errUsage
+		return fs.usageError("--config and --store are exclusive (the config names the store)")
 	case *cfgPath != "":
 		for _, name := range []string{"keep", "keep-builds", "keep-images", "roots", "max-size", "lock-timeout"} {
 			if set[name] {
-				fmt.Fprintf(stderr, "hydrafy gc: --%s goes with --store; with --config the [gc] section says it\n", name)
-				return errUsage
+				return fs.usageError("--%s goes with --store; with --config the [gc] section says it", name)
 			}
 		}
 		return gcWithConfig(ctx, *cfgPath, *dryRun, *asJSON, stdout, stderr)
 	case *dir == "":
-		fmt.Fprintln(stderr, "hydrafy gc: --config FILE or --store DIR is required")
-		return errUsage
+		return fs.usageError("--config FILE or --store DIR is required")
 	case len(keep) == 0:
-		fmt.Fprintln(stderr, "hydrafy gc: name the images to keep with --keep REF@DIGEST (the digests CI files pin)")
-		return errUsage
+		return fs.usageError("name the images to keep with --keep REF@DIGEST (the digests CI files pin)")
 	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
