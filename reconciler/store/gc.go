@@ -577,7 +577,7 @@ func adminRoots(liveDir string) ([]string, error) {
 		}
 		if base, ok := strings.CutPrefix(t, "/nix/store/"); ok {
 			base, _, _ = strings.Cut(base, "/")
-			if checkStorePath("/nix/store/"+base) == nil {
+			if CheckStorePath("/nix/store/"+base) == nil {
 				out = append(out, "/nix/store/"+base)
 			}
 		}
