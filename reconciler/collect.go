@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -210,8 +211,9 @@ func PinnedDigests(ctx context.Context, repo Repo, find FindFunc, image string, 
 func noSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
 
 // noRoom is the one-line failure of an image that does not fit even after
-// collecting.
-func (p *passRun) noRoom(digest string, collected *CollectReport) error {
+// collecting: the filesystem's numbers, what was collected, and the
+// staging's own error (what the image needs, when it could tell).
+func (p *passRun) noRoom(digest string, collected *CollectReport, cause error) error {
 	sp := Space{}
 	if c := p.r.opts.Collector; c != nil {
 		if s, err := c.Space(); err == nil {
@@ -222,8 +224,13 @@ func (p *passRun) noRoom(digest string, collected *CollectReport) error {
 	if collected != nil {
 		freed = fmt.Sprintf("after collecting %s (%d paths)", human(collected.BytesFreed), collected.PathsDeleted)
 	}
-	return fmt.Errorf("%s does not fit in the store at %s: %s free of %s, %s; min_free is %s",
+	err := fmt.Errorf("%s does not fit in the store at %s: %s free of %s, %s; min_free is %s",
 		p.ref(digest), sp.Dir, human(sp.Free), human(sp.Total), freed, human(sp.MinFree))
+	if cause != nil {
+		first, _, _ := strings.Cut(cause.Error(), "\n")
+		err = fmt.Errorf("%w (%s)", err, first)
+	}
+	return err
 }
 
 // human formats n bytes for people.

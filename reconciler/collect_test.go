@@ -185,6 +185,9 @@ func TestNoSpaceEvenAfterCollecting(t *testing.T) {
 			if !strings.HasPrefix(rep.Error, want) || strings.Count(rep.Error, "\n") != 0 || !strings.Contains(rep.Error, "min_free is 1000 B") {
 				t.Errorf("error = %q, want one line starting %q", rep.Error, want)
 			}
+			if !strings.Contains(rep.Error, "(staging nixos/nix@"+dA+": extracting layer: ") || !strings.Contains(rep.Error, "no space left on device)") {
+				t.Errorf("error = %q, want the staging's own error at the end", rep.Error)
+			}
 			if deletes > 0 && !strings.Contains(rep.Error, "after collecting 400 B (4 paths)") {
 				t.Errorf("error = %q, want the bytes collected", rep.Error)
 			}

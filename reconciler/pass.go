@@ -17,6 +17,9 @@ type passRun struct {
 	wasPaused        bool // paused before the drain: left paused
 	stopped, started bool
 	stoppedAt        time.Time
+	// noSpace holds, per digest, the staging error of an image that did
+	// not fit.
+	noSpace map[string]error
 	// recovering: restoring after a killed process. Its Running answer
 	// cannot be trusted then (a command control only knows what this
 	// process did), so a runner recorded as stopped is started.
@@ -142,7 +145,7 @@ func (p *passRun) run(ctx context.Context, a ask) {
 		gc = p.planCollect(ctx, "no space to stage "+p.ref(full[0]))
 		if gc == nil {
 			for _, d := range full {
-				p.fail(p.noRoom(d, nil))
+				p.fail(p.noRoom(d, nil, p.noSpace[d]))
 			}
 			full = nil
 		}
@@ -188,7 +191,7 @@ func (p *passRun) run(ctx context.Context, a ask) {
 			s, err := p.restage(crit, d)
 			if err != nil {
 				if noSpace(err) {
-					err = p.noRoom(d, &cr)
+					err = p.noRoom(d, &cr, err)
 				}
 				p.fail(err)
 				continue

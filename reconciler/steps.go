@@ -22,6 +22,10 @@ func (p *passRun) stage(ctx context.Context, missing []string) (staged []Staged,
 						Seconds: seconds(p.r.opts.Now().Sub(start)), Error: err.Error()})
 				})
 				full = append(full, d)
+				if p.noSpace == nil {
+					p.noSpace = map[string]error{}
+				}
+				p.noSpace[d] = err
 				continue
 			}
 			p.record(Step{Name: "stage", Digest: d, Started: start}, err)

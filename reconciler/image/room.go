@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -29,7 +30,17 @@ func checkRoom(dir string, rows map[string]store.PathInfo, skipped map[string]bo
 	}
 	free := int64(fs.Bavail) * fs.Bsize
 	if need+roomMargin > free {
-		return fmt.Errorf("not enough free space in %s: the image's store paths need %s (their declared NAR sizes) plus %s to spare, the filesystem has %s free", dir, mb(need), mb(roomMargin), mb(free))
+		return noRoom(fmt.Sprintf("not enough free space in %s: the image's store paths need %s (their declared NAR sizes) plus %s to spare, the filesystem has %s free", dir, mb(need), mb(roomMargin), mb(free)))
 	}
 	return nil
 }
+
+// noRoom is a stage refused for want of space. It is a full disk
+// (errors.Is syscall.ENOSPC) as one met while writing is: the daemon then
+// collects garbage and stages again.
+type noRoom string
+
+func (e noRoom) Error() string { return string(e) }
+
+// Is reports that the refusal is ENOSPC.
+func (e noRoom) Is(target error) bool { return target == syscall.ENOSPC }
