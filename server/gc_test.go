@@ -46,7 +46,7 @@ func TestGCFeedsStatusAndMetrics(t *testing.T) {
 		StateDir:  t.TempDir(),
 		Repo:      repo{files: map[string]string{"group/app:.gitlab-ci.yml": "build:\n  image: nixos/nix@" + digestA + "\n"}},
 		Find:      findDigests,
-		Stager:    stager{},
+		Stager:    stager(nil),
 		Runner:    rn,
 		Collector: &collector{},
 		OnReport:  metrics.ObserveReport,
