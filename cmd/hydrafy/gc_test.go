@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,9 +21,6 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 )
-
-// commandEnv makes the test binary run as `hydrafy ARGS…` (TestMain).
-const commandEnv = "HYDRAFY_TEST_COMMAND"
 
 // gcStore is a store dir seeded with two releases, as `hydrafy seed` left
 // it, plus an old and a new build result.
@@ -153,42 +148,20 @@ func TestGCCommandKilledAtRandom(t *testing.T) {
 	before := nixtest.Paths(t, s.dir)
 	kept := nixtest.Closure(t, s.dir, append([]string{s.newBuild}, s.cur...)...)
 	gc := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "gc", "--store", s.dir, "--keep", s.curRef, "--keep-images", "0")
-		cmd.Env = append(os.Environ(), commandEnv+"=1", "NIX_CONFIG="+nixtest.Config)
-		return cmd
+		return nixtest.Hydrafy([]string{"gc", "--store", s.dir, "--keep", s.curRef, "--keep-images", "0"}, "NIX_CONFIG="+nixtest.Config)
 	}
-	start := time.Now()
-	if out, err := gc().CombinedOutput(); err != nil {
-		t.Fatalf("uninterrupted gc: %v\n%s", err, out)
-	}
-	full := time.Since(start)
+	full := nixtest.Timed(t, gc())
 	fresh()
-
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
-	const runs = 10
-	kills := 0
-	for range runs {
-		cmd := gc()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		timer := time.AfterFunc(time.Duration(rng.Int64N(int64(full))), func() { cmd.Process.Signal(syscall.SIGKILL) })
-		err := cmd.Wait()
-		timer.Stop()
+	t.Logf("an uninterrupted run takes %v", full)
+	nixtest.Crash(t, nixtest.RandomKills(nixtest.Seed(t), full, 10), gc, func(_ nixtest.KillPoint, killed bool) {
 		got := nixtest.Verify(t, s.dir)
 		if !cmp.Equal(before, got) && !cmp.Equal(kept, got) {
 			t.Fatalf("after a kill: %d valid paths, neither the %d before nor the %d kept", len(got), len(before), len(kept))
 		}
-		if err == nil {
-			fresh()
-			continue
+		if !killed {
+			fresh() // completed: the next run starts over
 		}
-		kills++
-	}
-	t.Logf("%d of %d runs killed at random (an uninterrupted run takes %v)", kills, runs, full)
-	if kills == 0 {
-		t.Fatal("no run was killed")
-	}
+	})
 	if out, err := gc().CombinedOutput(); err != nil {
 		t.Fatalf("final gc: %v\n%s", err, out)
 	}

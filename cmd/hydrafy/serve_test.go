@@ -37,10 +37,6 @@ func TestMain(m *testing.M) {
 	if nixtest.Child() == "hanging-daemon" {
 		os.Exit(hangingDaemon(os.Getenv(daemonEnv)))
 	}
-	if os.Getenv(commandEnv) != "" {
-		// The test binary as `hydrafy ARGS…`, for tests that kill it.
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
-	}
 	os.Exit(m.Run())
 }
 
