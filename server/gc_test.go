@@ -12,7 +12,7 @@ import (
 )
 
 // Branches makes the fake repo a BranchLister: every file is on "main".
-func (r repo) Branches(context.Context, string) ([]string, error) { return []string{"main"}, nil }
+func (r *repo) Branches(context.Context, string) ([]string, error) { return []string{"main"}, nil }
 
 // collector deletes 7 paths of 1 KiB once.
 type collector struct{ done bool }
@@ -44,7 +44,7 @@ func TestGCFeedsStatusAndMetrics(t *testing.T) {
 		Projects:  []reconciler.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}},
 		StoreDir:  t.TempDir(),
 		StateDir:  t.TempDir(),
-		Repo:      repo{files: map[string]string{"group/app:.gitlab-ci.yml": "build:\n  image: nixos/nix@" + digestA + "\n"}},
+		Repo:      &repo{files: map[string]string{"group/app:.gitlab-ci.yml": "build:\n  image: nixos/nix@" + digestA + "\n"}},
 		Find:      findDigests,
 		Stager:    stager(nil),
 		Runner:    rn,
