@@ -25,20 +25,12 @@ func narSizeOf(t testing.TB, root, path string) int64 {
 // dbRows returns the ValidPaths row of path as strings, id first.
 func dbRows(t testing.TB, root, path string) []string {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbFile(root)+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var id, reg int64
 	var hash string
 	var deriver, sigs, ca sql.NullString
 	var narSize, ultimate sql.NullInt64
-	err = db.QueryRow(`select id, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths where path = ?`, path).
-		Scan(&id, &hash, &reg, &deriver, &narSize, &ultimate, &sigs, &ca)
-	if err != nil {
-		t.Fatalf("row of %s: %v", path, err)
-	}
+	nixtest.QueryRow(t, root, `select id, hash, registrationTime, deriver, narSize, ultimate, sigs, ca from ValidPaths where path = ?`, []any{path},
+		&id, &hash, &reg, &deriver, &narSize, &ultimate, &sigs, &ca)
 	return []string{fmt.Sprint(id), hash, fmt.Sprint(reg), fmt.Sprint(deriver), fmt.Sprint(narSize), fmt.Sprint(ultimate), fmt.Sprint(sigs), fmt.Sprint(ca)}
 }
 
