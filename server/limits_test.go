@@ -22,19 +22,7 @@ import (
 // and returns the status and the Retry-After header.
 func getWith(t *testing.T, url, auth string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	resp, _ := nixtest.Do(t, http.MethodGet, url, auth)
 	return resp.StatusCode, resp.Header.Get("Retry-After")
 }
 

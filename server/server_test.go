@@ -15,25 +15,15 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
 func resyncReq(t *testing.T, url, auth string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, body := nixtest.Do(t, http.MethodPost, url, auth)
 	var b json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&b)
+	_ = json.Unmarshal([]byte(body), &b)
 	return resp.StatusCode, b
 }
 

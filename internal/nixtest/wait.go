@@ -64,3 +64,27 @@ func Get(t testing.TB, url string) (int, string) {
 	}
 	return resp.StatusCode, string(b)
 }
+
+// Do sends a request without a body to url, with the Authorization
+// header auth unless it is empty, and returns the response (its body
+// read into the string); it fails the test on a transport error.
+func Do(t testing.TB, method, url, auth string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
