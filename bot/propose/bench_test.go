@@ -3,27 +3,23 @@ package propose
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // BenchmarkPass measures a pass over 20 projects with nothing new (the
 // steady state of every scheduled check) and reports API calls per pass.
 func BenchmarkPass(b *testing.B) {
-	emu := gitlabemu.New(gitlabemu.Options{})
-	ts := httptest.NewServer(emu.Handler())
-	defer ts.Close()
-	defer emu.Close()
+	ts := nixtest.NewGitLab(b, gitlabemu.Options{})
+	emu := ts.Emu
 	emu.AddToken(botToken, "hydrafy-bot")
 	var projects []config.Project
 	for i := range 20 {
 		path := fmt.Sprintf("g/p%02d", i)
-		if _, err := emu.AddProject(path, "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix:latest\n"}); err != nil {
-			b.Fatal(err)
-		}
+		ts.Project(b, path, map[string]string{".gitlab-ci.yml": "image: nixos/nix:latest\n"})
 		projects = append(projects, config.Project{Path: path})
 	}
 	p := New(client(b, ts.URL, botToken), Options{Projects: projects, Propose: config.Propose{MaxOpen: 100}}, nil)
