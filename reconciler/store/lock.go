@@ -20,6 +20,20 @@ const lockPoll = 100 * time.Millisecond
 // message saying so; zero or less means DefaultLockTimeout. The returned
 // unlock releases the lock.
 func Lock(ctx context.Context, liveDir string, timeout time.Duration) (unlock func() error, err error) {
+	return lockBig(ctx, liveDir, timeout, unix.LOCK_EX, "a Nix process still has the store open")
+}
+
+// LockShared takes the big-lock shared, as every Nix process holds it for
+// its lifetime: it only waits while a process holds it exclusively (a
+// drained merge, a replace, a schema migration), polling until timeout.
+// Nix processes open and use the store meanwhile.
+func LockShared(ctx context.Context, liveDir string, timeout time.Duration) (unlock func() error, err error) {
+	return lockBig(ctx, liveDir, timeout, unix.LOCK_SH, "another process holds the store exclusively")
+}
+
+// lockBig flocks db/big-lock with how (LOCK_EX or LOCK_SH), polling until
+// timeout; busy says who holds it when the wait fails.
+func lockBig(ctx context.Context, liveDir string, timeout time.Duration, how int, busy string) (unlock func() error, err error) {
 	if timeout <= 0 {
 		timeout = DefaultLockTimeout
 	}
@@ -31,7 +45,7 @@ func Lock(ctx context.Context, liveDir string, timeout time.Duration) (unlock fu
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
@@ -41,7 +55,7 @@ func Lock(ctx context.Context, liveDir string, timeout time.Duration) (unlock fu
 		}
 		if !time.Now().Before(deadline) {
 			f.Close()
-			return nil, fmt.Errorf("a Nix process still has the store open (%s held) after %v", name, timeout)
+			return nil, fmt.Errorf("%s (%s held) after %v", busy, name, timeout)
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ type MergeOptions struct {
 	// LockTimeout bounds the wait for the exclusive big-lock
 	// (DefaultLockTimeout when zero).
 	LockTimeout time.Duration
+	// Live merges while Nix processes use the store, as Nix itself adds
+	// paths: the big-lock shared, each path under its Nix path lock (see
+	// mergeLive). Without it the merge takes the big-lock exclusively.
+	Live bool
 	// DryRun reports what would be added and changes nothing: it takes no
 	// lock, creates no file and opens the live db read-only.
 	DryRun bool
@@ -52,6 +57,14 @@ type MergeReport struct {
 	// Adopted lists unregistered leftovers of an interrupted merge whose
 	// content matched the image's hash and were registered as they were.
 	Adopted []string
+	// Raced lists paths to add that a Nix process made valid while the
+	// merge waited for their locks; they were left as that process wrote them.
+	Raced []string
+	// Restored lists added paths that were gone from disk after the merge
+	// (a job's garbage collection) and were put back in the same merge.
+	Restored []string
+	// Live is set for a live merge (the big-lock held shared).
+	Live bool
 	// LockWait is how long the big-lock took.
 	LockWait time.Duration
 	// Duration is the whole merge, lock wait included.
@@ -93,7 +106,7 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 	if progress == nil {
 		progress = io.Discard
 	}
-	rep := MergeReport{DryRun: opts.DryRun}
+	rep := MergeReport{DryRun: opts.DryRun, Live: opts.Live}
 	for _, root := range []string{liveDir, stagedDir} {
 		if _, err := os.Stat(dbFile(root)); err != nil {
 			return rep, fmt.Errorf("%s holds no Nix store: %w", root, err)
@@ -118,89 +131,144 @@ func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (M
 		return rep, nil
 	}
 
-	fmt.Fprintf(progress, "waiting for the store lock (up to %v)\n", opts.LockTimeout)
-	unlock, err := Lock(ctx, liveDir, opts.LockTimeout)
+	m := &merger{live: liveDir, staged: stagedDir, img: img, opts: opts, log: log, progress: progress, start: start}
+	if opts.Live {
+		return m.mergeLive(ctx)
+	}
+	return m.mergeDrained(ctx)
+}
+
+// merger is one merge under way.
+type merger struct {
+	live, staged string
+	img          *imageDB
+	opts         MergeOptions
+	log          *slog.Logger
+	progress     io.Writer
+	start        time.Time
+	conn         *sql.Conn // the live db, read-write
+}
+
+// mergeDrained merges under the exclusive big-lock: no Nix process has the
+// store open meanwhile.
+func (m *merger) mergeDrained(ctx context.Context) (MergeReport, error) {
+	rep := MergeReport{}
+	fmt.Fprintf(m.progress, "waiting for the store lock (up to %v)\n", m.opts.LockTimeout)
+	unlock, err := Lock(ctx, m.live, m.opts.LockTimeout)
 	if err != nil {
 		return rep, err
 	}
 	defer unlock()
-	rep.LockWait = time.Since(start)
+	rep.LockWait = time.Since(m.start)
 	at("locked")
-	if err := emptyTrash(liveDir); err != nil {
-		return rep, err
-	}
-	db, conn, err := openDB(ctx, liveDir, readWrite)
-	if err != nil {
-		return rep, fmt.Errorf("live store: %w", err)
-	}
-	defer db.Close()
-	defer conn.Close()
-
-	p, err := plan(ctx, conn, img)
+	closeDB, err := m.open(ctx)
 	if err != nil {
 		return rep, err
 	}
-	reportConflicts(log, p.conflicts)
-	moves, err := prepareMoves(liveDir, stagedDir, p.add)
+	defer closeDB()
+	p, err := plan(ctx, m.conn, m.img)
 	if err != nil {
 		return rep, err
 	}
-
+	reportConflicts(m.log, p.conflicts)
 	// From here on the live store changes. Finish even when ctx is
 	// cancelled: the rest is short, and an interrupted run is only
 	// completed by the next one.
 	ctx = context.WithoutCancel(ctx)
-	fmt.Fprintf(progress, "adding %d paths (%s), %d already valid\n", len(p.add), size(p.addedBytes()), p.valid)
-	// On a failure, move the paths back: the live store is then as it
-	// was, but for leftovers already deleted.
-	var moved []move
-	undo := func(err error) (MergeReport, error) {
-		for i := len(moved) - 1; i >= 0; i-- {
-			if uerr := moved[i].undo(liveDir, stagedDir); uerr != nil {
-				log.Warn("moving a path back to the staging dir", "path", moved[i].path, "err", uerr)
-			}
-		}
+	fmt.Fprintf(m.progress, "adding %d paths (%s), %d already valid\n", len(p.add), size(p.addedBytes()), p.valid)
+	moves, err := m.add(ctx, p.add, false)
+	if err != nil {
 		return rep, err
 	}
-	for _, m := range moves {
-		if err := m.apply(liveDir, stagedDir); err != nil {
-			return undo(err)
-		}
-		moved = append(moved, m)
-	}
-	if len(p.add) > 0 {
-		added := make([]string, len(p.add))
-		for i, r := range p.add {
-			added[i] = r.path
-		}
-		if err := syncPaths(liveDir, added); err != nil {
-			return undo(err)
-		}
-		at("synced")
-		if err := register(ctx, conn, img, p.add); err != nil {
-			return undo(err)
-		}
-		at("committed")
-	}
-	p.fill(&rep)
-	// Still under the lock: the totals are the store as the merge left it.
-	// They only inform: the merge stands without them.
-	if err := conn.QueryRowContext(ctx, `select count(*), coalesce(sum(narSize), 0) from ValidPaths`).Scan(&rep.PathsTotal, &rep.BytesTotal); err != nil {
-		log.Warn("counting the live store's paths", "err", err)
-	}
-	for _, m := range moves {
-		switch m.kind {
-		case moveReplace:
-			rep.Replaced = append(rep.Replaced, m.path)
-		case moveAdopt:
-			rep.Adopted = append(rep.Adopted, m.path)
-		}
-	}
-	rep.Duration = time.Since(start)
-	log.Debug("merged image store", "added", len(rep.Added), "bytes", rep.AddedBytes, "already_valid", rep.AlreadyValid,
-		"conflicts", len(rep.HashConflicts), "replaced", len(rep.Replaced), "adopted", len(rep.Adopted), "duration", rep.Duration)
-	fmt.Fprintf(progress, "added %d paths (%s) in %v\n", len(rep.Added), size(rep.AddedBytes), rep.Duration.Round(time.Millisecond))
+	m.finish(ctx, &rep, p, moves)
 	return rep, nil
+}
+
+// open deletes the trash of an interrupted merge and opens the live db
+// read-write; the returned func closes it.
+func (m *merger) open(ctx context.Context) (func(), error) {
+	if err := emptyTrash(m.live); err != nil {
+		return nil, err
+	}
+	db, conn, err := openDB(ctx, m.live, readWrite)
+	if err != nil {
+		return nil, fmt.Errorf("live store: %w", err)
+	}
+	m.conn = conn
+	return func() { conn.Close(); db.Close() }, nil
+}
+
+// add moves the paths of rows into the live store and registers them in
+// one transaction, the part of a merge that drained and live merges share:
+// decide each path's move (prepareMoves), with reserve keep a hard-linked
+// copy of it in the staging dir (to restore it should a job's garbage
+// collection delete it), rename, sync, register. On a failure the paths
+// are moved back: the live store is then as it was, but for leftovers
+// already deleted.
+func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, error) {
+	moves, err := prepareMoves(m.live, m.staged, rows)
+	if err != nil {
+		return nil, err
+	}
+	if reserve {
+		for _, mv := range moves {
+			if err := m.reserve(mv); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var moved []move
+	undo := func(err error) ([]move, error) {
+		for i := len(moved) - 1; i >= 0; i-- {
+			if uerr := moved[i].undo(m.live, m.staged); uerr != nil {
+				m.log.Warn("moving a path back to the staging dir", "path", moved[i].path, "err", uerr)
+			}
+		}
+		return nil, err
+	}
+	for _, mv := range moves {
+		if err := mv.apply(m.live, m.staged); err != nil {
+			return undo(err)
+		}
+		moved = append(moved, mv)
+	}
+	if len(rows) == 0 {
+		return moves, nil
+	}
+	added := make([]string, len(rows))
+	for i, r := range rows {
+		added[i] = r.path
+	}
+	if err := syncPaths(m.live, added); err != nil {
+		return undo(err)
+	}
+	at("synced")
+	if err := registerRetry(ctx, m.conn, m.img, rows); err != nil {
+		return undo(err)
+	}
+	at("committed")
+	return moves, nil
+}
+
+// finish fills rep with what the merge did and the live store's totals.
+func (m *merger) finish(ctx context.Context, rep *MergeReport, p *mergePlan, moves []move) {
+	p.fill(rep)
+	// The totals only inform: the merge stands without them.
+	if err := m.conn.QueryRowContext(ctx, `select count(*), coalesce(sum(narSize), 0) from ValidPaths`).Scan(&rep.PathsTotal, &rep.BytesTotal); err != nil {
+		m.log.Warn("counting the live store's paths", "err", err)
+	}
+	for _, mv := range moves {
+		switch mv.kind {
+		case moveReplace:
+			rep.Replaced = append(rep.Replaced, mv.path)
+		case moveAdopt:
+			rep.Adopted = append(rep.Adopted, mv.path)
+		}
+	}
+	rep.Duration = time.Since(m.start)
+	m.log.Debug("merged image store", "live", m.opts.Live, "added", len(rep.Added), "bytes", rep.AddedBytes, "already_valid", rep.AlreadyValid,
+		"conflicts", len(rep.HashConflicts), "replaced", len(rep.Replaced), "adopted", len(rep.Adopted), "restored", len(rep.Restored), "duration", rep.Duration)
+	fmt.Fprintf(m.progress, "added %d paths (%s) in %v\n", len(rep.Added), size(rep.AddedBytes), rep.Duration.Round(time.Millisecond))
 }
 
 // mergePlan is what the live db says about the image's paths.

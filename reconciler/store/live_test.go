@@ -1,0 +1,134 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+)
+
+// setHook installs h as the merge's step hook for the test.
+func setHook(t *testing.T, h func(step string)) {
+	t.Helper()
+	hook = h
+	t.Cleanup(func() { hook = nil })
+}
+
+// checkNoLocks fails when a lock file in root's store is still held.
+func checkNoLocks(t *testing.T, root string) {
+	t.Helper()
+	if held := nixtest.HeldLocks(t, root); len(held) > 0 {
+		t.Errorf("lock files still held: %v", held)
+	}
+}
+
+// TestLiveMergeWhileNixHoldsStore merges while a Nix process has the
+// store open for the whole merge: a live merge does not wait for it (a
+// drained one would, see TestMergeWaitsForNix), and releases every path
+// lock as Nix does (the lock files are gone).
+func TestLiveMergeWhileNixHoldsStore(t *testing.T) {
+	live := template(t, "nix-a", nixStore(releaseA))
+	staged := template(t, "nix-b", nixStore(releaseB))
+	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
+	wantRefs := refsOf(t, staged, image)
+	done := nixtest.HoldStore(t, live)
+
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{Live: true, LockTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nixtest.StoreOpen(t, live) {
+		t.Fatal("the Nix process let go of the store during the merge")
+	}
+	done()
+	if !rep.Live || len(rep.Added) != 3 || rep.AlreadyValid != 17 {
+		t.Errorf("report: live %v, %d added, %d already valid; want live, 3, 17", rep.Live, len(rep.Added), rep.AlreadyValid)
+	}
+	checkMerged(t, live, old, image, wantRefs)
+	checkNoLocks(t, live)
+	for _, p := range rep.Added {
+		if _, err := os.Stat(live + p + ".lock"); !os.IsNotExist(err) {
+			t.Errorf("lock file of %s left behind: %v", p, err)
+		}
+	}
+}
+
+// TestLiveMergeAgainstNixWriters runs Nix writers on the store while a
+// live merge holds its path locks and its transaction: an import of a
+// closure that overlaps the merge's paths waits for the merge's lock, then
+// finds the paths valid and skips them; `nix-store --add` of new paths
+// runs meanwhile, the one that registers during the merge's transaction
+// retrying on SQLite's busy error. Every process succeeds and the store
+// holds the union.
+func TestLiveMergeAgainstNixWriters(t *testing.T) {
+	live := template(t, "nix-a", nixStore(releaseA))
+	staged := template(t, "nix-b", nixStore(releaseB))
+	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
+	wantRefs := refsOf(t, staged, image)
+	adding := minus(image, old)
+	overlap := adding[len(adding)-1]
+	closure := strings.Fields(nixtest.Nix(t, nil, "nix-store", "--store", staged, "-qR", overlap))
+	nar := nixtest.Nix(t, nil, "nix-store", append([]string{"--store", staged, "--export"}, closure...)...)
+	src1, src2 := cacheSource(t, "added-while-locked"), cacheSource(t, "added-during-commit")
+
+	var imp, add1, add2 *nixtest.Proc
+	setHook(t, func(step string) {
+		switch step {
+		case "locked":
+			imp = nixtest.Start(t, "", strings.NewReader(nar), "nix-store", "--store", live, "--import")
+			var locks []string
+			for _, p := range adding {
+				locks = append(locks, live+p+".lock")
+			}
+			nixtest.WaitLockWaiter(t, 20*time.Second, locks...)
+			add1 = nixtest.Start(t, "", nil, "nix-store", "--store", live, "--add", src1)
+		case "inserted":
+			// The merge's BEGIN IMMEDIATE transaction is open: Nix's
+			// registration gets SQLITE_BUSY and retries.
+			add2 = nixtest.Start(t, "", nil, "nix-store", "--store", live, "--add", src2)
+			add2.WaitOutput(t, "is busy", 20*time.Second)
+		}
+	})
+	rep, err := Merge(context.Background(), live, staged, MergeOptions{Live: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook = nil
+	var added []string
+	for _, p := range []*nixtest.Proc{imp, add1, add2} {
+		out, err := p.Wait()
+		if err != nil {
+			t.Errorf("Nix writer failed: %v", err)
+		}
+		added = append(added, strings.Fields(out)...)
+	}
+	if !slices.Contains(rep.Added, overlap) {
+		t.Errorf("the merge did not add %s, which it locked first: %+v", overlap, rep)
+	}
+	got := nixtest.Verify(t, live)
+	want := union(old, image, added[len(added)-2:])
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("valid paths (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantRefs, refsOf(t, live, image)); diff != "" {
+		t.Errorf("references (-image +live):\n%s", diff)
+	}
+	checkNoLocks(t, live)
+}
+
+// cacheSource writes a small tree for `nix-store --add`.
+func cacheSource(t *testing.T, name string) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(src, []byte(name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
