@@ -102,6 +102,10 @@ type Store struct {
 	// watched image's registry ("HOST[:PORT][/PATH]"), tried in order
 	// before the registry itself; the canonical name is what gets pinned.
 	Mirrors []string `toml:"mirrors"`
+	// Merge is how new paths get into the live store: "drain" (pause,
+	// drain and stop the runner around the merge) or "live" (merge while
+	// jobs run, under the locks Nix itself takes).
+	Merge string `toml:"merge"`
 }
 
 // Runner says how to drain, stop and start the gitlab-runner on this host.
@@ -187,6 +191,7 @@ func Default() Config {
 			Dir:         "/srv/nix-backup",
 			Platform:    "",
 			LockTimeout: Duration(10 * time.Minute),
+			Merge:       "drain",
 		},
 		Runner: Runner{
 			Control:      "systemd",
@@ -283,6 +288,11 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MetricsListen != "" && c.Server.MetricsListen == c.Server.Listen {
 		return fmt.Errorf("config: server.metrics_listen %q is server.listen; leave it out to serve /metrics there", c.Server.MetricsListen)
+	}
+	switch c.Store.Merge {
+	case "drain", "live":
+	default:
+		return fmt.Errorf("config: store.merge %q is not one of drain, live", c.Store.Merge)
 	}
 	switch c.Runner.Control {
 	case "systemd", "docker", "command", "none":

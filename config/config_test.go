@@ -69,6 +69,16 @@ func TestParse(t *testing.T) {
 			want: func() config.Config { c := config.Default(); c.GitLab.URL = "http://127.0.0.1:8929/gitlab"; return c }(),
 		},
 		{
+			name:    "unknown store.merge",
+			in:      minimal + "[store]\nmerge = \"hot\"\n",
+			wantErr: `store.merge "hot" is not one of drain, live`,
+		},
+		{
+			name: "live store.merge",
+			in:   minimal + "[store]\nmerge = \"live\"\n",
+			want: func() config.Config { c := config.Default(); c.GitLab.URL = gitlabURL; c.Store.Merge = "live"; return c }(),
+		},
+		{
 			name:    "relative store.dir",
 			in:      minimal + "[store]\ndir = \"nix-backup\"\n",
 			wantErr: `store.dir "nix-backup" is not an absolute path`,

@@ -44,6 +44,14 @@ type Planner interface {
 	PathsToAdd(ctx context.Context) (int, error)
 }
 
+// LiveCommitter is an optional interface of a Staged whose commit only
+// adds store paths and can run while the runner runs jobs, under the same
+// locks Nix processes take. With Options.LiveMerge, a pass whose staged
+// stores all offer it neither pauses nor stops the runner.
+type LiveCommitter interface {
+	CommitLive(ctx context.Context) (CommitReport, error)
+}
+
 // CommitReport is what a commit changed in the live store.
 type CommitReport struct {
 	// PathsAdded and BytesAdded count the store paths moved in.
@@ -53,6 +61,12 @@ type CommitReport struct {
 	// when the store does not report them.
 	PathsTotal int   `json:"paths_total"`
 	BytesTotal int64 `json:"bytes_total"`
+	// PathsRestored counts added paths that vanished from disk during a
+	// live commit (a job's garbage collection) and were added again.
+	PathsRestored int `json:"paths_restored,omitempty"`
+	// PathsRaced counts paths to add that a Nix process wrote first
+	// during a live commit; its copy was kept.
+	PathsRaced int `json:"paths_raced,omitempty"`
 }
 
 // Runner controls the gitlab-runner on this host.

@@ -119,6 +119,8 @@ type fakeStager struct {
 	pending map[string]int
 	// commit, when set, commits instead of the fixed report.
 	commit func(ctx context.Context, digest string) (CommitReport, error)
+	// live makes staged stores LiveCommitters.
+	live bool
 }
 
 func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
@@ -136,10 +138,23 @@ func (f *fakeStager) Stage(ctx context.Context, ref string) (Staged, error) {
 	if f.pending != nil {
 		return &plannedStaged{fakeStaged{f: f, digest: d}}, nil
 	}
+	if f.live {
+		return &liveStaged{fakeStaged{f: f, digest: d}}, nil
+	}
 	return &fakeStaged{f: f, digest: d}, nil
 }
 
 type plannedStaged struct{ fakeStaged }
+
+type liveStaged struct{ fakeStaged }
+
+func (s *liveStaged) CommitLive(ctx context.Context) (CommitReport, error) {
+	s.f.calls.add("commit-live %s", s.digest)
+	if err := s.f.commitErr[s.digest]; err != nil {
+		return CommitReport{}, err
+	}
+	return CommitReport{PathsAdded: 3, BytesAdded: 300}, nil
+}
 
 func (s *plannedStaged) PathsToAdd(context.Context) (int, error) {
 	s.f.calls.add("plan %s", s.digest)

@@ -17,6 +17,7 @@ type passRun struct {
 	wasPaused        bool // paused before the drain: left paused
 	stopped, started bool
 	stoppedAt        time.Time
+	pausedAt         time.Time
 	// noSpace holds, per digest, the staging error of an image that did
 	// not fit.
 	noSpace map[string]error
@@ -75,7 +76,7 @@ func (r *Reconciler) pass(ctx context.Context, id string, reasons []string, a as
 		log.Error("saving state", "err", err)
 	}
 	log.Info("reconcile finished", "result", out.Result, "seconds", out.Seconds,
-		"downtime_seconds", out.DowntimeSeconds, "seeded", out.Seeded, "gitlab_requests", out.GitLabRequests, "err", out.Error)
+		"mode", out.Mode, "downtime_seconds", out.DowntimeSeconds, "drain_seconds", out.DrainSeconds, "seeded", out.Seeded, "gitlab_requests", out.GitLabRequests, "err", out.Error)
 	return out
 }
 
@@ -161,9 +162,15 @@ func (p *passRun) run(ctx context.Context, a ask) {
 		}
 		return
 	}
+	// A collection deletes paths: that always drains.
+	if r.opts.LiveMerge && gc == nil && live(staged) {
+		p.commitLive(ctx, staged, pinned)
+		return
+	}
 	if p.step(ctx, "preflight", "", r.opts.Runner.Preflight) != nil {
 		return
 	}
+	p.set(func(rep *Report) { rep.Mode = "drain" })
 
 	defer p.restore(ctx)
 	if !p.drain(ctx) {
@@ -207,6 +214,33 @@ func (p *passRun) run(ctx context.Context, a ask) {
 		p.checkRunning(crit)
 	}
 	p.unpause(crit)
+	if len(p.errs) == 0 {
+		p.set(func(rep *Report) { rep.Result = ResultOK })
+	}
+}
+
+// live reports whether every staged store can be committed live.
+func live(staged []Staged) bool {
+	for _, s := range staged {
+		if _, ok := s.(LiveCommitter); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// commitLive commits the staged stores while the runner runs jobs: they
+// only add paths, under the locks Nix processes take, so the runner is
+// neither paused nor stopped (downtime, drain and stall are 0 s). The
+// runner re-reads config.toml by itself.
+func (p *passRun) commitLive(ctx context.Context, staged []Staged, pinned []string) {
+	p.set(func(rep *Report) { rep.Mode = "live" })
+	// As for a drained commit: once started, a commit completes.
+	crit := context.WithoutCancel(ctx)
+	for _, s := range staged {
+		p.commitWith(crit, s, s.(LiveCommitter).CommitLive)
+	}
+	p.configure(crit, pinned)
 	if len(p.errs) == 0 {
 		p.set(func(rep *Report) { rep.Result = ResultOK })
 	}

@@ -36,6 +36,10 @@ type Options struct {
 	// pipeline finds their stores; config.toml never pins them. Empty: only
 	// default branches count.
 	ProposalBranch string
+	// LiveMerge commits while the runner runs jobs when every staged store
+	// allows it (LiveCommitter): no pause, no drain, no stop. Otherwise
+	// the runner is drained and stopped around the commits.
+	LiveMerge bool
 	// StoreDir is the live store dir config.toml mounts.
 	StoreDir string
 	// PinImage makes config.toml pin the newest seeded digest as the

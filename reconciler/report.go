@@ -52,10 +52,19 @@ type Report struct {
 	// Collect is the garbage collection of the pass (planned, or done).
 	Collect *CollectReport `json:"collect,omitempty"`
 	Steps   []Step         `json:"steps"`
+	// Mode is how the pass committed: "drain" (the runner paused,
+	// drained and stopped around the commits) or "live" (merged while the
+	// runner ran jobs); empty when it committed nothing.
+	Mode string `json:"mode,omitempty"`
 	// Downtime is the time between the runner's stop and its start again;
 	// a recovery counts from the killed pass's stop.
 	DowntimeSeconds float64 `json:"downtime_seconds"`
-	Seconds         float64 `json:"seconds"`
+	// Drain is the time from the pause until the runner ran no jobs.
+	DrainSeconds float64 `json:"drain_seconds"`
+	// Stall is the time from the pause to the unpause: jobs queued then
+	// waited for the pass.
+	StallSeconds float64 `json:"stall_seconds"`
+	Seconds      float64 `json:"seconds"`
 	// GitLabRequests counts the GitLab API requests the pass sent
 	// (retries included), where the client counts them.
 	GitLabRequests int64 `json:"gitlab_requests"`

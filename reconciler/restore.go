@@ -55,6 +55,10 @@ func (p *passRun) unpause(ctx context.Context) bool {
 		p.set(func(rep *Report) { rep.Restored = append(rep.Restored, restored) })
 	}
 	p.unpaused = true
+	if !p.pausedAt.IsZero() {
+		stall := r.opts.Now().Sub(p.pausedAt)
+		p.set(func(rep *Report) { rep.StallSeconds = seconds(stall) })
+	}
 	return p.inflight(func(in *InFlight) { in.Paused = false }) == nil
 }
 

@@ -133,25 +133,34 @@ func (p *passRun) drain(ctx context.Context) bool {
 		return false
 	}
 	p.paused = true
+	p.pausedAt = r.opts.Now()
 	if p.step(ctx, "pause", "", r.opts.Runner.Pause) != nil {
 		return false
 	}
-	return p.step(ctx, "wait-idle", "", func(ctx context.Context) error {
+	err = p.step(ctx, "wait-idle", "", func(ctx context.Context) error {
 		if err := r.opts.Runner.WaitIdle(ctx); err != nil {
 			return fmt.Errorf("draining the runner: %w", err)
 		}
 		return nil
-	}) == nil
+	})
+	drained := r.opts.Now().Sub(p.pausedAt)
+	p.set(func(rep *Report) { rep.DrainSeconds = seconds(drained) })
+	return err == nil
 }
 
 // commit merges one staged store and records its digest as seeded, in
 // state first thing after the commit succeeded (never before).
 func (p *passRun) commit(ctx context.Context, s Staged) {
+	p.commitWith(ctx, s, s.Commit)
+}
+
+// commitWith is commit with the commit function given (drained or live).
+func (p *passRun) commitWith(ctx context.Context, s Staged, fn func(context.Context) (CommitReport, error)) {
 	d := s.Digest()
 	var cr CommitReport
 	err := p.step(ctx, "commit", d, func(ctx context.Context) error {
 		var err error
-		cr, err = s.Commit(ctx)
+		cr, err = fn(ctx)
 		if err != nil {
 			return fmt.Errorf("committing %s: %w", d, err)
 		}

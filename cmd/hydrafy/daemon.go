@@ -125,6 +125,7 @@ func newReconciler(cfg config.Config, storeDir string, log *slog.Logger, gl *git
 		ProposalBranch: propose.BranchName(cfg.Propose.BranchPrefix, cfg.Watch.Image),
 		DefaultImage:   cfg.Runner.DefaultImage,
 		StoreDir:       storeDir,
+		LiveMerge:      cfg.Store.Merge == "live",
 		PinImage:       cfg.Runner.PinImage,
 		StateDir:       cfg.Server.StateDir,
 		Repo:           reconciler.GitLabRepo{Client: gl},

@@ -16,7 +16,7 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
-const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace | --dry-run] [--mirror HOST[/PATH]]… [--lock-timeout D] [--quiet]
+const seedUsage = `usage: hydrafy seed IMAGE --store DIR [--platform os/arch] [--replace | --live | --dry-run] [--mirror HOST[/PATH]]… [--lock-timeout D] [--quiet]
 
 Copies IMAGE's Nix store (nix/store and nix/var/nix/db) into DIR, checking
 every store path's NAR hash against the image's db. DIR appears only when
@@ -31,7 +31,13 @@ to close the store (the exclusive flock on nix/var/nix/db/big-lock).
 --mirror (repeatable) pulls the same digest through a pull-through cache
 or a GitLab Dependency Proxy first ("mirror.gcr.io",
 "gitlab.example.com/group/dependency_proxy/containers"), falling back to
-IMAGE's registry; the digest is checked whichever answers.`
+IMAGE's registry; the digest is checked whichever answers.
+
+--live merges while jobs use the store, the way Nix itself adds paths: it
+holds the big-lock shared, takes Nix's lock on each path it adds, skips
+paths a Nix process wrote meanwhile and registers the rest in one short
+transaction. Nothing needs to stop; only a process holding the store
+exclusively makes it wait (up to --lock-timeout).`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("seed", seedUsage, stdout, stderr)
@@ -42,6 +48,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dryRun := fs.Bool("dry-run", false, "print what a merge into DIR would add and change nothing")
 	var mirrors stringList
 	fs.Var(&mirrors, "mirror", "pull through this `HOST[/PATH]` first (repeatable; default store.mirrors is not read)")
+	live := fs.Bool("live", false, "merge while Nix processes (jobs) use the store, under Nix's own locks")
 	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store")
 	pos, err := fs.parse(args)
 	if err != nil {
@@ -59,6 +66,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Store:       *dir,
 		Replace:     *replace,
 		DryRun:      *dryRun,
+		Live:        *live,
 		LockTimeout: *lockTimeout,
 		Image:       image.Options{Platform: *platform, Mirrors: mirrors},
 		Log:         slog.New(slog.NewTextHandler(stderr, nil)),
@@ -88,8 +96,18 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *quiet:
 	case res.Merge != nil:
 		m := res.Merge
-		fmt.Fprintf(stdout, "seeded %s (%s) into %s: merged, %d paths added (%.1f MB), %d already valid, %d layers reused, %.1f s\n",
-			res.Ref, res.Digest, res.Store, len(m.Added), float64(m.AddedBytes)/1e6, m.AlreadyValid, res.LayersSkipped, res.Elapsed.Seconds())
+		how := "merged"
+		if m.Live {
+			how = "merged live"
+		}
+		fmt.Fprintf(stdout, "seeded %s (%s) into %s: %s, %d paths added (%.1f MB), %d already valid, %d layers reused, %.1f s\n",
+			res.Ref, res.Digest, res.Store, how, len(m.Added), float64(m.AddedBytes)/1e6, m.AlreadyValid, res.LayersSkipped, res.Elapsed.Seconds())
+		if n := len(m.Raced); n > 0 {
+			fmt.Fprintf(stdout, "%d paths were written by a Nix process meanwhile and kept as it wrote them\n", n)
+		}
+		if n := len(m.Restored); n > 0 {
+			fmt.Fprintf(stdout, "%d added paths vanished (a garbage collection in a job?) and were added again\n", n)
+		}
 		if n := len(m.HashConflicts); n > 0 {
 			fmt.Fprintf(stdout, "%d paths differ from the image's and were kept as the store had them (see the warnings above)\n", n)
 		}

@@ -26,6 +26,7 @@ var (
 	_ reconciler.Holder  = (*storeStager)(nil)
 	_ reconciler.Sweeper = (*storeStager)(nil)
 	_ reconciler.Planner = (*storeStaged)(nil)
+	_ reconciler.LiveCommitter = (*storeStaged)(nil)
 )
 
 // Sweep removes the staging dirs in the live store dir that no run holds.
@@ -66,13 +67,25 @@ func (g *storeStaged) Digest() string { return g.p.Digest() }
 // before any change (store.ErrStagedMissing); that is transient: the next
 // pass stages the layer again.
 func (g *storeStaged) Commit(ctx context.Context) (reconciler.CommitReport, error) {
-	res, err := g.p.Merge(ctx)
+	return commitReport(g.p.Merge(ctx))
+}
+
+// CommitLive merges the staged store while jobs run, as Nix adds paths:
+// the big-lock shared, each path under its Nix path lock. A merge only
+// adds paths, so it never needs the runner stopped.
+func (g *storeStaged) CommitLive(ctx context.Context) (reconciler.CommitReport, error) {
+	return commitReport(g.p.MergeLive(ctx))
+}
+
+func commitReport(res *seed.Result, err error) (reconciler.CommitReport, error) {
 	if err != nil {
 		return reconciler.CommitReport{}, terminalMerge(err)
 	}
+	m := res.Merge
 	return reconciler.CommitReport{
-		PathsAdded: len(res.Merge.Added), BytesAdded: res.Merge.AddedBytes,
-		PathsTotal: res.Merge.PathsTotal, BytesTotal: res.Merge.BytesTotal,
+		PathsAdded: len(m.Added), BytesAdded: m.AddedBytes,
+		PathsTotal: m.PathsTotal, BytesTotal: m.BytesTotal,
+		PathsRestored: len(m.Restored), PathsRaced: len(m.Raced),
 	}, nil
 }
 

@@ -106,11 +106,22 @@ func (p *Pending) Plan(ctx context.Context) (store.MergeReport, error) {
 
 // Merge takes the store's big-lock (waiting up to Options.LockTimeout),
 // adds the staged paths the store lacks and records the image's layers.
-// A path of a skipped layer collected as garbage since staging fails it
-// before any change, with store.ErrStagedMissing: stage again.
+// With Options.Live the big-lock is held shared and jobs keep running (see
+// MergeLive). A path of a skipped layer collected as garbage since staging
+// fails it before any change, with store.ErrStagedMissing: stage again.
 func (p *Pending) Merge(ctx context.Context) (*Result, error) {
+	return p.merge(ctx, p.o.Live)
+}
+
+// MergeLive merges as Merge does, while Nix processes use the store: the
+// big-lock shared, each path added under Nix's own path lock.
+func (p *Pending) MergeLive(ctx context.Context) (*Result, error) {
+	return p.merge(ctx, true)
+}
+
+func (p *Pending) merge(ctx context.Context, live bool) (*Result, error) {
 	rep, err := store.Merge(ctx, p.dir, p.st.Dir, store.MergeOptions{
-		LockTimeout: p.o.LockTimeout, DryRun: p.o.DryRun, Log: p.o.Log, Progress: p.o.Progress,
+		LockTimeout: p.o.LockTimeout, DryRun: p.o.DryRun, Live: live, Log: p.o.Log, Progress: p.o.Progress,
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,10 @@ type Options struct {
 	Store string
 	// Replace swaps an existing store for exactly the image's store.
 	Replace bool
+	// Live merges while Nix processes (jobs) use the store, as Nix adds
+	// paths: the big-lock shared, each path under Nix's path lock. It
+	// needs a store dir that holds a store, and no Replace.
+	Live bool
 	// DryRun reports what a merge into the store at Store would add and
 	// changes nothing (the image is staged in the temp dir and removed).
 	// It needs a store dir that holds a store, and no Replace.
@@ -87,6 +91,10 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 		return nil, err
 	}
 	switch {
+	case o.Live && o.Replace:
+		return nil, errors.New("--live merges into the store while it is in use; --replace swaps the whole store and needs every Nix process gone: use one or the other")
+	case o.Live && !t.holdsStore:
+		return nil, fmt.Errorf("--live merges into a store, and %s holds none: seed it once without --live", t.dir)
 	case o.DryRun && o.Replace:
 		return nil, errors.New("--dry-run shows what a merge would add; it does not go with --replace")
 	case o.DryRun && !t.holdsStore:

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
+	"gitlab.com/hydrafy/hydrafy/internal/synth"
+)
+
+// hydrafyCmd returns the command for `hydrafy args...`: the test binary
+// as hydrafy itself, a real process to kill.
+func hydrafyCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), binaryEnv+"=1")
+	return cmd
+}
+
+// TestSeedLiveKilled kills `hydrafy seed --live` processes with SIGKILL
+// while a Nix process holds the store open: once while the merge holds
+// path locks (seen by probing the lock files), then at random moments.
+// After each kill Nix verifies the store, which holds the old release or
+// the old and the new one, and no lock file is held; a last run completes
+// and prints that it merged live.
+func TestSeedLiveKilled(t *testing.T) {
+	host := nixtest.Registry(t)
+	var paths [2][]string
+	refs := [2]string{}
+	for i, v := range []string{"2.24.9", "2.25.0"} {
+		root := t.TempDir()
+		nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: v, Paths: 24, Shared: 6, Base: "k", FilesPerPath: 6, FileSize: 4096}))
+		paths[i] = nixtest.Paths(t, root)
+		img, err := synth.Image(root, synth.ImageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = host + "/nixos/nix:" + v
+		nixtest.PushImage(t, refs[i], img)
+	}
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+	if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
+		t.Fatalf("fresh seed: %v: %s", err, out)
+	}
+	old := paths[0]
+	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(paths[0]), paths[1]...))))
+	release := nixtest.HoldStore(t, dir)
+	check := func(when string) {
+		t.Helper()
+		if held := nixtest.HeldLocks(t, dir); len(held) > 0 {
+			t.Fatalf("%s: lock files held: %v", when, held)
+		}
+		got := nixtest.Verify(t, dir)
+		if !cmp.Equal(got, old) && !cmp.Equal(got, all) {
+			t.Fatalf("%s: the store holds %d paths, neither the old %d nor all %d", when, len(got), len(old), len(all))
+		}
+	}
+
+	// Killed while holding path locks.
+	cmd := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	killed := false
+	for !killed {
+		select {
+		case err := <-exited:
+			t.Fatalf("seed --live exited (%v) before it was seen holding a path lock", err)
+		default:
+		}
+		if len(nixtest.HeldLocks(t, dir)) > 0 {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
+		}
+	}
+	<-exited
+	check("killed holding path locks")
+
+	// Killed at random moments of whole runs (staging included).
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	for i := 0; i < 4; i++ {
+		cmd := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(time.Duration(rng.Int64N(int64(400*time.Millisecond))), func() { cmd.Process.Signal(syscall.SIGKILL) })
+		cmd.Wait()
+		timer.Stop()
+		check("killed at random")
+	}
+
+	var out bytes.Buffer
+	cmd = hydrafyCmd("seed", "--live", refs[1], "--store", dir)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("last seed --live: %v: %s", err, out.String())
+	}
+	if !strings.Contains(out.String(), ": merged live, ") {
+		t.Errorf("last seed --live printed %q", out.String())
+	}
+	release()
+	if diff := cmp.Diff(all, nixtest.Verify(t, dir)); diff != "" {
+		t.Errorf("store after the last run (-want +got):\n%s", diff)
+	}
+	if held := nixtest.HeldLocks(t, dir); len(held) > 0 {
+		t.Errorf("lock files held: %v", held)
+	}
+}
