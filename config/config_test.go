@@ -76,7 +76,12 @@ func TestParse(t *testing.T) {
 		{
 			name: "live store.merge",
 			in:   minimal + "[store]\nmerge = \"live\"\n",
-			want: func() config.Config { c := config.Default(); c.GitLab.URL = gitlabURL; c.Store.Merge = "live"; return c }(),
+			want: func() config.Config {
+				c := config.Default()
+				c.GitLab.URL = gitlabURL
+				c.Store.Merge = "live"
+				return c
+			}(),
 		},
 		{
 			name:    "relative store.dir",

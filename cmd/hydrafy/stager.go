@@ -22,10 +22,10 @@ type storeStager struct {
 }
 
 var (
-	_ reconciler.Stager  = (*storeStager)(nil)
-	_ reconciler.Holder  = (*storeStager)(nil)
-	_ reconciler.Sweeper = (*storeStager)(nil)
-	_ reconciler.Planner = (*storeStaged)(nil)
+	_ reconciler.Stager        = (*storeStager)(nil)
+	_ reconciler.Holder        = (*storeStager)(nil)
+	_ reconciler.Sweeper       = (*storeStager)(nil)
+	_ reconciler.Planner       = (*storeStaged)(nil)
 	_ reconciler.LiveCommitter = (*storeStaged)(nil)
 )
 
