@@ -18,18 +18,24 @@ import (
 type Metrics struct {
 	reg *prometheus.Registry
 
-	watchPasses       *prometheus.CounterVec
-	digestChanges     prometheus.Counter
-	mergeRequests     *prometheus.CounterVec
-	reconciles        *prometheus.CounterVec
-	reconcileDuration prometheus.Histogram
-	downtime          prometheus.Histogram
-	lastDowntime      prometheus.Gauge
-	storePaths        prometheus.Gauge
-	storeBytes        prometheus.Gauge
-	storePathsAdded   prometheus.Counter
-	storeBytesAdded   prometheus.Counter
-	webhooks          *prometheus.CounterVec
+	watchPasses        *prometheus.CounterVec
+	digestChanges      prometheus.Counter
+	mergeRequests      *prometheus.CounterVec
+	reconciles         *prometheus.CounterVec
+	reconcileDuration  prometheus.Histogram
+	downtime           prometheus.Histogram
+	lastDowntime       prometheus.Gauge
+	drain              prometheus.Histogram
+	lastDrain          prometheus.Gauge
+	lastStall          prometheus.Gauge
+	commits            *prometheus.CounterVec
+	storePathsRestored prometheus.Counter
+	storePathsRaced    prometheus.Counter
+	storePaths         prometheus.Gauge
+	storeBytes         prometheus.Gauge
+	storePathsAdded    prometheus.Counter
+	storeBytesAdded    prometheus.Counter
+	webhooks           *prometheus.CounterVec
 	// storeFree reads the live store's free bytes for each scrape.
 	storeFree atomic.Pointer[func() (int64, bool)]
 	opsMetrics
@@ -65,6 +71,25 @@ func NewMetrics() *Metrics {
 		}),
 		lastDowntime: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hydrafy_runner_last_downtime_seconds", Help: "Runner downtime of the last pass that stopped it.",
+		}),
+		drain: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hydrafy_runner_drain_seconds", Help: "Time from the runner's pause until it ran no jobs, per pass that committed (0 for live merges).",
+			Buckets: []float64{0.25, 1, 10, 60, 300, 1800, 3600, 10800},
+		}),
+		lastDrain: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_runner_last_drain_seconds", Help: "Drain time of the last pass that committed (0 for a live merge).",
+		}),
+		lastStall: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hydrafy_runner_last_stall_seconds", Help: "Time the runner was paused (queued jobs waited) in the last pass that committed (0 for a live merge).",
+		}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hydrafy_store_commits_total", Help: "Passes that committed new store paths, by mode (drain or live).",
+		}, []string{"mode"}),
+		storePathsRestored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_store_paths_restored_total", Help: "Paths a live merge added again after they vanished (a job's garbage collection).",
+		}),
+		storePathsRaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hydrafy_store_paths_raced_total", Help: "Paths a live merge found written by a Nix process meanwhile (kept as written).",
 		}),
 		storePaths: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hydrafy_store_paths", Help: "Valid paths in the live store after the last commit.",
@@ -103,7 +128,8 @@ func NewMetrics() *Metrics {
 		return math.NaN()
 	})
 	m.reg.MustRegister(storeFree, m.watchPasses, m.digestChanges, m.mergeRequests, m.reconciles,
-		m.reconcileDuration, m.downtime, m.lastDowntime, m.storePaths, m.storeBytes,
+		m.reconcileDuration, m.downtime, m.lastDowntime, m.drain, m.lastDrain, m.lastStall, m.commits,
+		m.storePathsRestored, m.storePathsRaced, m.storePaths, m.storeBytes,
 		m.storePathsAdded, m.storeBytesAdded, m.webhooks,
 		m.gcBytesFreed, m.gcPathsDeleted, m.gcLast,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -138,7 +164,8 @@ func (m *Metrics) ObserveReport(rep reconciler.Report) {
 	if rep.Recovery && slices.Contains(rep.Restored, "started") {
 		stopped = true // by the killed pass
 	}
-	if stopped {
+	// A live pass never stops the runner: its downtime and drain are 0 s.
+	if stopped || (rep.Mode == "live" && len(rep.Commits) > 0) {
 		m.downtime.Observe(rep.DowntimeSeconds)
 		m.lastDowntime.Set(rep.DowntimeSeconds)
 	}
@@ -151,9 +178,17 @@ func (m *Metrics) ObserveReport(rep reconciler.Report) {
 			m.storeBytes.Set(float64(c.BytesKept))
 		}
 	}
+	if len(rep.Commits) > 0 && rep.Mode != "" {
+		m.commits.WithLabelValues(rep.Mode).Inc()
+		m.drain.Observe(rep.DrainSeconds)
+		m.lastDrain.Set(rep.DrainSeconds)
+		m.lastStall.Set(rep.StallSeconds)
+	}
 	for _, c := range rep.Commits {
 		m.storePathsAdded.Add(float64(c.PathsAdded))
 		m.storeBytesAdded.Add(float64(c.BytesAdded))
+		m.storePathsRestored.Add(float64(c.PathsRestored))
+		m.storePathsRaced.Add(float64(c.PathsRaced))
 		if c.PathsTotal > 0 {
 			m.storePaths.Set(float64(c.PathsTotal))
 			m.storeBytes.Set(float64(c.BytesTotal))
