@@ -26,6 +26,7 @@ type demoOptions struct {
 	dir    string   // work dir; "" = a temp dir removed at the end
 	listen string   // the demo daemon's address
 	exit   bool     // leave after the cycle instead of serving until Ctrl-C
+	live   bool     // [store] merge = "live": upgrade while a job runs
 	runner []string // command that runs the stand-in runner ("hydrafy standin")
 	// done, when set, is called with the finished cycle before shutdown.
 	done func(*demoCycle)
@@ -51,6 +52,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&o.dir, "dir", "", "work `DIR` to keep (default: a temp dir, removed at exit)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8780", "`ADDR` of the demo daemon (falls back to a free port)")
 	fs.BoolVar(&o.exit, "exit", false, "exit after the cycle instead of serving until Ctrl-C")
+	fs.BoolVar(&o.live, "live", false, "merge live ([store] merge = \"live\"): the runner serves one long job through the whole upgrade")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -117,7 +119,11 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	p.step("starting the stand-in runner (follows gitlab-runner's signals: SIGQUIT drains)")
+	if o.live {
+		p.step("starting the stand-in runner with one long job that keeps the store open (as a job's Nix does)")
+	} else {
+		p.step("starting the stand-in runner (follows gitlab-runner's signals: SIGQUIT drains)")
+	}
 	if err := writeRunnerConfig(cfg.Runner.ConfigFile, env, env.Image()+"@"+a.Digest); err != nil {
 		return err
 	}
@@ -128,17 +134,35 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if err := run.Start(ctx); err != nil {
 		return fmt.Errorf("starting the stand-in runner: %w", err)
 	}
+	stopper := run
+	if o.live {
+		// The long job would hold a graceful stop for minutes: at the
+		// end of the demo it is aborted with the runner.
+		ro := demoRunnerOptions(cfg)
+		ro.StopCommand = append(append([]string(nil), ro.StopCommand...), "-signal", "TERM")
+		if stopper, err = runner.New(ro, nil, log); err != nil {
+			return err
+		}
+	}
 	defer func() {
-		if stopErr := run.Stop(context.WithoutCancel(ctx)); stopErr != nil {
+		if stopErr := stopper.Stop(context.WithoutCancel(ctx)); stopErr != nil {
 			fmt.Fprintf(stderr, "hydrafy demo: stopping the stand-in runner: %v\n", stopErr)
 		}
 	}()
 	statusFile := filepath.Join(env.RunnerDir(), "status.json")
 	before, err := standin.ReadStatus(statusFile)
+	for deadline := time.Now().Add(10 * time.Second); o.live && err == nil && before.JobsRunning == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		before, err = standin.ReadStatus(statusFile)
+	}
 	if err != nil {
 		return err
 	}
-	p.done("runner pid %d, config %s", before.PID, cfg.Runner.ConfigFile)
+	if o.live {
+		p.done("runner pid %d, config %s; job #1 running (%d done so far)", before.PID, cfg.Runner.ConfigFile, before.JobsDone)
+	} else {
+		p.done("runner pid %d, config %s", before.PID, cfg.Runner.ConfigFile)
+	}
 
 	stager, err := newStager(cfg, log)
 	if err != nil {
@@ -199,8 +223,18 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 	if proposal.Result != string(reconciler.ResultOK) {
 		return fmt.Errorf("reconcile %s ended %s: %s", proposal.ID, proposal.Result, proposal.Error)
 	}
-	p.done("seeded %s; runner downtime %.2fs; config.toml keeps what the default branches pin (%s)",
-		strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, short(digestOf(proposal.Image)))
+	if proposal.Mode == "live" {
+		during, err := standin.ReadStatus(statusFile)
+		if err != nil {
+			return err
+		}
+		p.done("seeded %s live: runner downtime %.2fs, drain %.2fs, queue stall %.2fs; pid %d still serving job #1 (%d running, %d aborted); config.toml keeps what the default branches pin (%s)",
+			strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, proposal.DrainSeconds, proposal.StallSeconds,
+			during.PID, during.JobsRunning, during.JobsAborted, short(digestOf(proposal.Image)))
+	} else {
+		p.done("seeded %s; runner downtime %.2fs; config.toml keeps what the default branches pin (%s)",
+			strings.Join(shortAll(proposal.Seeded), ", "), proposal.DowntimeSeconds, short(digestOf(proposal.Image)))
+	}
 
 	var mrIID int64
 	for _, proj := range env.Projects {
@@ -244,6 +278,9 @@ func demoRun(ctx context.Context, o demoOptions, stdout, stderr io.Writer) (err 
 		return err
 	}
 	p.line("runner pid %d → %d, image %s", before.PID, after.PID, after.Image)
+	if o.live {
+		p.line("job #1 ran through the whole upgrade: %d running, %d done, %d aborted", after.JobsRunning, after.JobsDone, after.JobsAborted)
+	}
 	p.line("the live store now holds %d paths: all of %s, all of %s and the cached build %s; nothing was removed",
 		countPaths(env.StoreDir()), a.Version, b.Version, filepath.Base(cached))
 	p.line("done in %.1fs. Look around: %s/status  %s/metrics", time.Since(p.start).Seconds(), url, url)
@@ -276,12 +313,17 @@ func demoConfig(env *demo.Env, o demoOptions) (config.Config, error) {
 	}
 	cfg.Store.Dir = env.StoreDir()
 	cfg.Store.LockTimeout = config.Duration(time.Minute)
+	jobs := "-job-duration=400ms"
+	if o.live {
+		cfg.Store.Merge = "live"
+		jobs = "-job-duration=10m"
+	}
 	status := filepath.Join(env.RunnerDir(), "status.json") // as demoRun reads it
 	cfg.Runner.Control = "command"
 	cfg.Runner.ConfigFile = filepath.Join(env.RunnerDir(), "config.toml")
 	cfg.Runner.StartCommand = append(append([]string(nil), o.runner...), "start",
 		"-config", cfg.Runner.ConfigFile, "-status", status, "-store", env.StoreDir(),
-		"-jobs=-1", "-job-duration=400ms", "-reload-interval=1s", fmt.Sprintf("-parent=%d", os.Getpid()), "-log", filepath.Join(env.RunnerDir(), "runner.log"))
+		"-jobs=-1", jobs, "-reload-interval=1s", fmt.Sprintf("-parent=%d", os.Getpid()), "-log", filepath.Join(env.RunnerDir(), "runner.log"))
 	cfg.Runner.StopCommand = append(append([]string(nil), o.runner...), "stop", "-status", status)
 	cfg.Runner.ID = int(env.RunnerID)
 	cfg.Runner.Name = "nix runner"

@@ -35,7 +35,10 @@ type demoPass struct {
 	Error           string            `json:"error"`
 	Seeded          []string          `json:"seeded"`
 	Image           string            `json:"image"`
+	Mode            string            `json:"mode"`
 	DowntimeSeconds float64           `json:"downtime_seconds"`
+	DrainSeconds    float64           `json:"drain_seconds"`
+	StallSeconds    float64           `json:"stall_seconds"`
 	Steps           []reconciler.Step `json:"steps"`
 }
 

@@ -32,7 +32,7 @@ func TestDemoCycle(t *testing.T) {
 		runner: []string{os.Args[0], "-standin"},
 		done: func(c *demoCycle) {
 			cycle = c
-			checkDemoEnd(t, c)
+			checkDemoEnd(t, c, false)
 		},
 	}, &out, &errb)
 	t.Logf("demo output:\n%s", out.String())
@@ -53,7 +53,37 @@ func TestDemoCycle(t *testing.T) {
 	}
 }
 
-func checkDemoEnd(t *testing.T, c *demoCycle) {
+// TestDemoCycleLive runs `hydrafy demo --live`: the same cycle, but the
+// new release is merged while the stand-in serves one long job that holds
+// the store open; the runner is never stopped and the job never aborted.
+func TestDemoCycleLive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var cycle *demoCycle
+	var out, errb bytes.Buffer
+	err := demoRun(ctx, demoOptions{
+		dir: t.TempDir(), listen: "127.0.0.1:0", exit: true, live: true,
+		runner: []string{os.Args[0], "-standin"},
+		done: func(c *demoCycle) {
+			cycle = c
+			checkDemoEnd(t, c, true)
+		},
+	}, &out, &errb)
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo --live: %v\nstderr: %s", err, errb.String())
+	}
+	if cycle == nil {
+		t.Fatal("the demo finished without reporting its cycle")
+	}
+	for _, want := range []string{"one long job", "live: runner downtime 0.00s, drain 0.00s, queue stall 0.00s", "job #1 ran through the whole upgrade: 1 running, 0 done, 0 aborted"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}
+
+func checkDemoEnd(t *testing.T, c *demoCycle, live bool) {
 	t.Helper()
 	env := c.env
 	a, b := env.Releases[0], env.Releases[1]
@@ -91,9 +121,17 @@ func checkDemoEnd(t *testing.T, c *demoCycle) {
 		t.Errorf("%s's default branch does not pin %s (%v):\n%s", env.Projects[0], b.Digest, err, ci)
 	}
 
-	// The runner was stopped and started again, and runs with the new pin.
-	if c.runnerAfter.PID == c.runnerBefore.PID || !standin.Alive(c.runnerAfter.PID) {
+	// Drained: the runner was stopped and started again. Live: the same
+	// process served the same job throughout. Either way it runs with the
+	// new pin.
+	switch {
+	case !live && (c.runnerAfter.PID == c.runnerBefore.PID || !standin.Alive(c.runnerAfter.PID)):
 		t.Errorf("runner pid %d → %d (alive %v): not restarted", c.runnerBefore.PID, c.runnerAfter.PID, standin.Alive(c.runnerAfter.PID))
+	case live && (c.runnerAfter.PID != c.runnerBefore.PID || c.runnerAfter.JobsRunning != 1 || c.runnerAfter.JobsDone != 0 || c.runnerAfter.JobsAborted != 0):
+		t.Errorf("live: runner %+v after %+v; want the same process still on its first job", c.runnerAfter, c.runnerBefore)
+	}
+	if live && (c.proposal == nil || c.proposal.Mode != "live" || c.proposal.DowntimeSeconds != 0 || c.proposal.DrainSeconds != 0) {
+		t.Errorf("live: the proposal's pass %+v; want a live merge with 0 s downtime and drain", c.proposal)
 	}
 	wantImage := env.Image() + "@" + b.Digest
 	toml, err := os.ReadFile(c.cfg.Runner.ConfigFile)
