@@ -45,6 +45,12 @@ const reserveDir = ".hydrafy-reserve"
 //     close), then every added path is checked to be on disk, and one a
 //     job's garbage collection deleted is put back from a hard-linked copy.
 //
+// Nix 2.8.1 sources followed (src/libstore/): addToStore, local-store.cc
+// 1246-1324; PathLocks::lockPaths (sorted, stale files reopened) and
+// deleteLockFile (unlink, then "d"), pathlocks.cc 29-39, 92-176;
+// registerValidPaths, local-store.cc 1151-1207; the lifetime shared
+// big-lock, local-store.cc 249-256; retrySQLite, sqlite.cc 209-229.
+//
 // Killed at any point, the store is left as after a crashed Nix writer:
 // valid paths complete, at worst unregistered leftovers and lock files of
 // size 0, which the next writer of the path (Nix or a merge) deletes.
