@@ -86,7 +86,13 @@ func printReport(w io.Writer, r reconciler.Report) {
 	if r.Image != "" {
 		fmt.Fprintf(w, "image:    %s (config.toml changed: %v)\n", r.Image, r.Changed)
 	}
+	if r.Mode != "" {
+		fmt.Fprintf(w, "mode:     %s\n", r.Mode)
+	}
 	fmt.Fprintf(w, "downtime: %.3fs\n", r.DowntimeSeconds)
+	if r.Mode != "" {
+		fmt.Fprintf(w, "drain:    %.3fs (queue stall %.3fs)\n", r.DrainSeconds, r.StallSeconds)
+	}
 	for _, s := range r.Steps {
 		line := fmt.Sprintf("  %-10s %8.3fs", s.Name, s.Seconds)
 		if s.Digest != "" {
