@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -141,6 +143,25 @@ func TestLiveMergeRestoresCollected(t *testing.T) {
 	}
 	checkMerged(t, live, old, image, wantRefs)
 	checkNoLocks(t, live)
+	// Put back with Nix's canonical metadata: dirs 0555, mtime 1.
+	for _, p := range rep.Restored {
+		err := filepath.WalkDir(live+p, func(q string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := os.Lstat(q)
+			if err != nil {
+				return err
+			}
+			if info.ModTime().Unix() != 1 || (d.IsDir() && info.Mode().Perm() != 0o555) {
+				t.Errorf("restored %s: mode %v, mtime %v", q, info.Mode(), info.ModTime())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func sorted(s []string) []string {

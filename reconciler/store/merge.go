@@ -92,7 +92,10 @@ var ErrClosure = errors.New("closure")
 // re-mapped by path, their Refs and DerivationOutputs). Every check runs
 // before the first change. Killed at any moment, Merge leaves a store that
 // Nix verifies (at worst holding unregistered paths), and running it again
-// completes the merge, with the same or a freshly staged dir.
+// completes the merge, with the same or a freshly staged dir. With
+// opts.Live the merge runs while Nix processes use the store, holding the
+// big-lock shared and each path under Nix's path lock (see mergeLive);
+// both modes share the moves and the registration.
 func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (MergeReport, error) {
 	start := time.Now()
 	if opts.LockTimeout <= 0 {
