@@ -47,10 +47,20 @@ func TestSeedLiveKilled(t *testing.T) {
 		refs[i] = host + "/nixos/nix:" + v
 		nixtest.PushImage(t, refs[i], img)
 	}
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
-		t.Fatalf("fresh seed: %v: %s", err, out)
+	seedA := func() string {
+		dir := filepath.Join(t.TempDir(), "nix-backup")
+		if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
+			t.Fatalf("fresh seed: %v: %s", err, out)
+		}
+		return dir
 	}
+	// How long a whole `seed --live` takes, on a throwaway store.
+	start := time.Now()
+	if out, err := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", seedA()).CombinedOutput(); err != nil {
+		t.Fatalf("seed --live: %v: %s", err, out)
+	}
+	full := time.Since(start)
+	dir := seedA()
 	old := paths[0]
 	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(paths[0]), paths[1]...))))
 	release := nixtest.HoldStore(t, dir)
@@ -88,13 +98,14 @@ func TestSeedLiveKilled(t *testing.T) {
 	check("killed holding path locks")
 
 	// Killed at random moments of whole runs (staging included).
+	t.Logf("a whole seed --live takes %v", full)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	for i := 0; i < 4; i++ {
 		cmd := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", dir)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		timer := time.AfterFunc(time.Duration(rng.Int64N(int64(400*time.Millisecond))), func() { cmd.Process.Signal(syscall.SIGKILL) })
+		timer := time.AfterFunc(time.Duration(rng.Int64N(int64(full))), func() { cmd.Process.Signal(syscall.SIGKILL) })
 		cmd.Wait()
 		timer.Stop()
 		check("killed at random")
