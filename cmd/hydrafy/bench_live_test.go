@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"gitlab.com/hydrafy/hydrafy/config"
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
@@ -55,10 +52,26 @@ func startJob(b *testing.B, dir string, d time.Duration) *jobRunner {
 	return r
 }
 
+// jobStager starts the job once the image is staged: the job then holds
+// the store for its whole N seconds from the first moment the upgrade
+// could commit.
+type jobStager struct {
+	reconciler.Stager
+	start func()
+}
+
+func (s jobStager) Stage(ctx context.Context, ref string) (reconciler.Staged, error) {
+	st, err := s.Stager.Stage(ctx, ref)
+	if err == nil {
+		s.start()
+	}
+	return st, err
+}
+
 // BenchmarkUpgradeDrainVsLive runs one upgrade per mode and iteration (a
 // reconcile pass merging release B into a store holding A, real stager and
 // store) while a job holds the store open for N seconds
-// (HYDRAFY_BENCH_JOB_SECONDS, default 2) from before the pass: runner
+// (HYDRAFY_BENCH_JOB_SECONDS, default 2) from the end of the staging: runner
 // downtime (stop to start), queue stall (pause to unpause: queued jobs
 // wait) and the merge's own time (the commit step), drained and live. It
 // prints medians and the live merge's time as a ratio of the drained one.
@@ -81,20 +94,9 @@ func BenchmarkUpgradeDrainVsLive(b *testing.B) {
 	got := map[string][]sample{}
 	for b.Loop() {
 		for _, mode := range []string{"drain", "live"} {
-			dir := b.TempDir()
-			live := filepath.Join(dir, "store")
-			var out, errs bytes.Buffer
-			if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", live, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
-				b.Fatalf("seeding A: %s", errs.String())
-			}
-			cfg := config.Default()
-			cfg.Store.Dir = live
-			cfg.Store.Platform = "linux/amd64"
-			stager, err := newStager(cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			job := startJob(b, live, jobFor)
+			dir, live, stager := benchStore(b, repo+"@"+digestA)
+			job := &jobRunner{}
+			stager = jobStager{Stager: stager, start: func() { *job = *startJob(b, live, jobFor) }}
 			rec, err := reconciler.New(reconciler.Options{
 				Image:     repo,
 				Projects:  []reconciler.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}},
@@ -149,6 +151,7 @@ func BenchmarkUpgradeDrainVsLive(b *testing.B) {
 	}
 	dm, lm := med("drain", func(s sample) float64 { return s.merge }), med("live", func(s sample) float64 { return s.merge })
 	ds := med("drain", func(s sample) float64 { return s.stall })
+	fmt.Printf("(a job starts holding the store %.1fs as staging ends; stall = pause to unpause, downtime = stop to start)\n", jobFor.Seconds())
 	fmt.Printf("live/drain: merge time %.2f, queue stall %.3fs vs %.3fs, downtime %.3fs vs %.3fs\n",
 		lm/dm, med("live", func(s sample) float64 { return s.stall }), ds,
 		med("live", func(s sample) float64 { return s.down }), med("drain", func(s sample) float64 { return s.down }))

@@ -53,6 +53,23 @@ func pushSynth(b *testing.B, host, version string, o synth.ReleaseOptions) (stri
 	return nixtest.PushIndex(b, host+"/nixos/nix:"+version, nixtest.Index(b, img)), size
 }
 
+// benchStore seeds ref into a new store dir and returns the dir, the store
+// in it and the store's stager.
+func benchStore(b *testing.B, ref string) (dir, live string, stager reconciler.Stager) {
+	b.Helper()
+	dir = b.TempDir()
+	live = filepath.Join(dir, "store")
+	seedStore(b, ref, live)
+	cfg := config.Default()
+	cfg.Store.Dir = live
+	cfg.Store.Platform = "linux/amd64"
+	stager, err := newStager(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dir, live, stager
+}
+
 // BenchmarkRunnerDowntime runs one reconcile pass that merges a ~300 MB
 // release into a live store holding an older one, with the real stager and
 // store, and reports the runner downtime (stop to start: the commit and the
@@ -66,16 +83,7 @@ func BenchmarkRunnerDowntime(b *testing.B) {
 	repo := host + "/nixos/nix"
 
 	for b.Loop() {
-		dir := b.TempDir()
-		live := filepath.Join(dir, "store")
-		seedStore(b, repo+"@"+digestA, live)
-		cfg := config.Default()
-		cfg.Store.Dir = live
-		cfg.Store.Platform = "linux/amd64"
-		stager, err := newStager(cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			b.Fatal(err)
-		}
+		dir, live, stager := benchStore(b, repo+"@"+digestA)
 		rec, err := reconciler.New(reconciler.Options{
 			Image:    repo,
 			Projects: []reconciler.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}},

@@ -57,23 +57,11 @@ const reserveDir = ".hydrafy-reserve"
 func (m *merger) mergeLive(ctx context.Context) (MergeReport, error) {
 	rep := MergeReport{Live: true}
 	fmt.Fprintf(m.progress, "opening the store as Nix does (shared lock, up to %v)\n", m.opts.LockTimeout)
-	unlock, err := LockShared(ctx, m.live, m.opts.LockTimeout)
+	p, release, err := m.begin(ctx, &rep, LockShared, "shared")
 	if err != nil {
 		return rep, err
 	}
-	defer unlock()
-	rep.LockWait = time.Since(m.start)
-	at("shared")
-	closeDB, err := m.open(ctx)
-	if err != nil {
-		return rep, err
-	}
-	defer closeDB()
-	p, err := plan(ctx, m.conn, m.img)
-	if err != nil {
-		return rep, err
-	}
-	reportConflicts(m.log, p.conflicts)
+	defer release()
 	paths := make([]string, len(p.add))
 	for i, r := range p.add {
 		paths[i] = r.path

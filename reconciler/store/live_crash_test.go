@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -62,8 +61,7 @@ func TestLiveMergeKilledAtRandom(t *testing.T) {
 	const runs = 8
 	kills := 0
 	for run := 0; run < runs; run++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envLive+"="+live, envStaged+"="+staged, envMode+"=live")
+		cmd := childCmd(live, staged, "", "live")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

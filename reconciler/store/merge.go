@@ -157,23 +157,11 @@ type merger struct {
 func (m *merger) mergeDrained(ctx context.Context) (MergeReport, error) {
 	rep := MergeReport{}
 	fmt.Fprintf(m.progress, "waiting for the store lock (up to %v)\n", m.opts.LockTimeout)
-	unlock, err := Lock(ctx, m.live, m.opts.LockTimeout)
+	p, release, err := m.begin(ctx, &rep, Lock, "locked")
 	if err != nil {
 		return rep, err
 	}
-	defer unlock()
-	rep.LockWait = time.Since(m.start)
-	at("locked")
-	closeDB, err := m.open(ctx)
-	if err != nil {
-		return rep, err
-	}
-	defer closeDB()
-	p, err := plan(ctx, m.conn, m.img)
-	if err != nil {
-		return rep, err
-	}
-	reportConflicts(m.log, p.conflicts)
+	defer release()
 	// From here on the live store changes. Finish even when ctx is
 	// cancelled: the rest is short, and an interrupted run is only
 	// completed by the next one.
@@ -187,18 +175,39 @@ func (m *merger) mergeDrained(ctx context.Context) (MergeReport, error) {
 	return rep, nil
 }
 
-// open deletes the trash of an interrupted merge and opens the live db
-// read-write; the returned func closes it.
-func (m *merger) open(ctx context.Context) (func(), error) {
+// begin takes the big-lock with lock (Lock or LockShared), deletes the
+// trash of an interrupted merge, opens the live db read-write and plans
+// the merge. release closes the db and releases the big-lock.
+func (m *merger) begin(ctx context.Context, rep *MergeReport, lock func(context.Context, string, time.Duration) (func() error, error), step string) (p *mergePlan, release func(), err error) {
+	unlock, err := lock(ctx, m.live, m.opts.LockTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.LockWait = time.Since(m.start)
+	at(step)
+	fail := func(err error) (*mergePlan, func(), error) {
+		unlock()
+		return nil, nil, err
+	}
 	if err := emptyTrash(m.live); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	db, conn, err := openDB(ctx, m.live, readWrite)
 	if err != nil {
-		return nil, fmt.Errorf("live store: %w", err)
+		return fail(fmt.Errorf("live store: %w", err))
 	}
 	m.conn = conn
-	return func() { conn.Close(); db.Close() }, nil
+	release = func() {
+		conn.Close()
+		db.Close()
+		unlock()
+	}
+	if p, err = plan(ctx, conn, m.img); err != nil {
+		release()
+		return nil, nil, err
+	}
+	reportConflicts(m.log, p.conflicts)
+	return p, release, nil
 }
 
 // add moves the paths of rows into the live store and registers them in
