@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 	"gitlab.com/hydrafy/hydrafy/reconciler"
@@ -54,18 +56,31 @@ func startJob(b *testing.B, dir string, d time.Duration) *jobRunner {
 
 // jobStager starts the job once the image is staged: the job then holds
 // the store for its whole N seconds from the first moment the upgrade
-// could commit.
+// could commit. It flushes the staged files to disk first, so that both
+// merges sync the same (clean) files: a drain would otherwise give the
+// kernel seconds to write them back that a live merge does not get, and
+// the merge times would compare the page cache rather than the merges.
 type jobStager struct {
 	reconciler.Stager
+	dir   string
 	start func()
 }
 
 func (s jobStager) Stage(ctx context.Context, ref string) (reconciler.Staged, error) {
 	st, err := s.Stager.Stage(ctx, ref)
-	if err == nil {
-		s.start()
+	if err != nil {
+		return nil, err
 	}
-	return st, err
+	f, err := os.Open(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return nil, err
+	}
+	s.start()
+	return st, nil
 }
 
 // BenchmarkUpgradeDrainVsLive runs one upgrade per mode and iteration (a
@@ -96,7 +111,7 @@ func BenchmarkUpgradeDrainVsLive(b *testing.B) {
 		for _, mode := range []string{"drain", "live"} {
 			dir, live, stager := benchStore(b, repo+"@"+digestA)
 			job := &jobRunner{}
-			stager = jobStager{Stager: stager, start: func() { *job = *startJob(b, live, jobFor) }}
+			stager = jobStager{Stager: stager, dir: live, start: func() { *job = *startJob(b, live, jobFor) }}
 			rec, err := reconciler.New(reconciler.Options{
 				Image:     repo,
 				Projects:  []reconciler.Project{{Path: "group/app", Files: []string{".gitlab-ci.yml"}}},

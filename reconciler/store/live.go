@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -203,6 +204,22 @@ func (m *merger) reservePath(path string) string {
 	return filepath.Join(m.staged, reserveDir, filepath.Base(path))
 }
 
+// reserveAll reserves every move's tree, several at a time.
+func (m *merger) reserveAll(moves []move) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(m.staged, reserveDir), 0o755); err != nil {
+		return fmt.Errorf("making the reserve dir: %w", err)
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(8)
+	for _, mv := range moves {
+		g.Go(func() error { return m.reserve(mv) })
+	}
+	return g.Wait()
+}
+
 // reserve hard-links the tree mv brings into the live store into the
 // staging dir: a garbage collection that deletes the live copy only
 // unlinks names, and the reserve keeps the files.
@@ -212,9 +229,6 @@ func (m *merger) reserve(mv move) error {
 		src = filepath.Join(m.live, mv.path)
 	}
 	dst := m.reservePath(mv.path)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return fmt.Errorf("making the reserve dir: %w", err)
-	}
 	if err := removeTree(dst); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 // each step while a Nix process holds the store open: the store verifies,
 // no lock file stays held, and a second live merge completes.
 func TestLiveMergeCrash(t *testing.T) {
-	steps := []string{"shared", "path-locked:2", "locked", "renamed:1", "renamed:3", "synced", "begun", "inserted", "committed", "released"}
+	steps := []string{"shared", "path-locked:2", "locked", "reserved", "renamed:1", "renamed:3", "synced", "begun", "inserted", "committed", "released"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			live := template(t, "nix-a", nixStore(releaseA))

@@ -223,11 +223,10 @@ func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, err
 		return nil, err
 	}
 	if reserve {
-		for _, mv := range moves {
-			if err := m.reserve(mv); err != nil {
-				return nil, err
-			}
+		if err := m.reserveAll(moves); err != nil {
+			return nil, err
 		}
+		at("reserved")
 	}
 	var moved []move
 	undo := func(err error) ([]move, error) {
@@ -244,6 +243,7 @@ func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, err
 		}
 		moved = append(moved, mv)
 	}
+	at("moved")
 	if len(rows) == 0 {
 		return moves, nil
 	}
