@@ -47,7 +47,7 @@ type demoCycle struct {
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "usage: hydrafy demo [--dir DIR] [--listen ADDR] [--exit]\n\nThe whole cycle on this machine with no network: an embedded registry,\nthe GitLab emulator and a stand-in runner. It prints each step and then\nserves until Ctrl-C for a look at /status.", stdout, stderr)
+	fs := newFlags("demo", "usage: hydrafy demo [--live] [--dir DIR] [--listen ADDR] [--exit]\n\nThe whole cycle on this machine with no network: an embedded registry,\nthe GitLab emulator and a stand-in runner. It prints each step and then\nserves until Ctrl-C for a look at /status. With --live the new release\nis merged while the runner serves one long job (no drain, no restart).", stdout, stderr)
 	var o demoOptions
 	fs.StringVar(&o.dir, "dir", "", "work `DIR` to keep (default: a temp dir, removed at exit)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8780", "`ADDR` of the demo daemon (falls back to a free port)")
