@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -55,11 +53,7 @@ func TestSeedLiveKilled(t *testing.T) {
 		return dir
 	}
 	// How long a whole `seed --live` takes, on a throwaway store.
-	start := time.Now()
-	if out, err := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", seedA()).CombinedOutput(); err != nil {
-		t.Fatalf("seed --live: %v: %s", err, out)
-	}
-	full := time.Since(start)
+	full := nixtest.Timed(t, hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", seedA()))
 	dir := seedA()
 	old := paths[0]
 	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(paths[0]), paths[1]...))))
@@ -99,16 +93,9 @@ func TestSeedLiveKilled(t *testing.T) {
 
 	// Killed at random moments of whole runs (staging included).
 	t.Logf("a whole seed --live takes %v", full)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	for i := 0; i < 4; i++ {
-		cmd := hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		timer := time.AfterFunc(time.Duration(rng.Int64N(int64(full))), func() { cmd.Process.Signal(syscall.SIGKILL) })
-		cmd.Wait()
-		timer.Stop()
-		check("killed at random")
+	for _, p := range nixtest.RandomKills(nixtest.Seed(t), full, 4) {
+		nixtest.Kill(t, hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", dir), p)
+		check("killed " + p.String())
 	}
 
 	var out bytes.Buffer

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // BuildConfig is the NIX_CONFIG for builds in a chroot store: Nix builds
@@ -139,7 +137,7 @@ func (p *Proc) Exited() bool {
 // non-blocking flock fails.
 func StoreOpen(t testing.TB, root string) bool {
 	t.Helper()
-	return flocked(t, filepath.Join(root, "nix/var/nix/db/big-lock"))
+	return !BigLockFree(t, root)
 }
 
 // WaitStoreOpen waits until a process has root's store open.
@@ -163,31 +161,11 @@ func HeldLocks(t testing.TB, root string) []string {
 	}
 	var held []string
 	for _, m := range matches {
-		if flocked(t, m) {
+		if !Lockable(t, m) {
 			held = append(held, m)
 		}
 	}
 	return held
-}
-
-func flocked(t testing.TB, name string) bool {
-	t.Helper()
-	f, err := os.Open(name)
-	if os.IsNotExist(err) {
-		return false
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if err == nil {
-		return false
-	}
-	if err != unix.EWOULDBLOCK {
-		t.Fatalf("probing %s: %v", name, err)
-	}
-	return true
 }
 
 // WaitLockWaiter waits until a process is blocked in flock on one of the
