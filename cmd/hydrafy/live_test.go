@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -18,11 +17,7 @@ import (
 
 // hydrafyCmd returns the command for `hydrafy args...`: the test binary
 // as hydrafy itself, a real process to kill.
-func hydrafyCmd(args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), binaryEnv+"=1")
-	return cmd
-}
+func hydrafyCmd(args ...string) *exec.Cmd { return nixtest.Hydrafy(args) }
 
 // TestSeedLiveKilled kills `hydrafy seed --live` processes with SIGKILL
 // while a Nix process holds the store open: once while the merge holds
