@@ -19,6 +19,7 @@ import (
 const (
 	envLive   = "HYDRAFY_TEST_MERGE_LIVE"
 	envStaged = "HYDRAFY_TEST_MERGE_STAGED"
+	envMode   = "HYDRAFY_TEST_MERGE_MODE" // "live": a live merge
 	// A re-executed test binary that runs one garbage collection.
 	envGCLive   = "HYDRAFY_TEST_GC_LIVE"
 	envGCPolicy = "HYDRAFY_TEST_GC_POLICY" // GCPolicy as JSON
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 // kills it at the step a test named.
 func childMerge(live, staged string) int {
 	hook = nixtest.KillHook()
-	if _, err := Merge(context.Background(), live, staged, MergeOptions{}); err != nil {
+	if _, err := Merge(context.Background(), live, staged, MergeOptions{Live: os.Getenv(envMode) == "live"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -73,8 +74,17 @@ func childGC(live, policy string) int {
 }
 
 // mergeChild is a child process that merges staged into live.
-func mergeChild(live, staged string) *exec.Cmd {
-	return nixtest.Command("merge", envLive+"="+live, envStaged+"="+staged)
+func mergeChild(live, staged string) *exec.Cmd { return mergeChildMode(live, staged, "") }
+
+// mergeChildMode is mergeChild with a merge mode ("live" or "").
+func mergeChildMode(live, staged, mode string) *exec.Cmd {
+	return nixtest.Command("merge", envLive+"="+live, envStaged+"="+staged, envMode+"="+mode)
+}
+
+// runChildMode is runChild with a merge mode ("live" or "").
+func runChildMode(t *testing.T, live, staged, crash, mode string) (killed bool) {
+	t.Helper()
+	return nixtest.Kill(t, mergeChildMode(live, staged, mode), nixtest.At(crash))
 }
 
 // runChild merges staged into live in a child process, killed at crash

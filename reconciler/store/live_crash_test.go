@@ -24,7 +24,7 @@ func TestLiveMergeCrash(t *testing.T) {
 			live := template(t, "nix-a", nixStore(releaseA))
 			staged := template(t, "nix-b", nixStore(releaseB))
 			old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-			wantRefs := refsOf(t, staged, image)
+			wantRefs := nixtest.RefsOf(t, staged, image)
 			done := nixtest.HoldStore(t, live)
 			if !runChildMode(t, live, staged, step, "live") {
 				t.Fatalf("merge finished without reaching step %s", step)
@@ -50,7 +50,7 @@ func TestLiveMergeKilledAtRandom(t *testing.T) {
 	}
 	live, staged := fresh()
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
+	wantRefs := nixtest.RefsOf(t, staged, image)
 	l2, s2 := fresh()
 	start := time.Now()
 	runChildMode(t, l2, s2, "", "live")
@@ -61,7 +61,7 @@ func TestLiveMergeKilledAtRandom(t *testing.T) {
 	const runs = 8
 	kills := 0
 	for run := 0; run < runs; run++ {
-		cmd := childCmd(live, staged, "", "live")
+		cmd := mergeChildMode(live, staged, "live")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -98,11 +98,11 @@ func TestLiveMergeRestoresCollected(t *testing.T) {
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
-	adding := minus(image, old)
+	wantRefs := nixtest.RefsOf(t, staged, image)
+	adding := nixtest.Minus(image, old)
 	// A path nothing else added references: Nix deletes it.
 	var leaf string
-	refs := refsOf(t, staged, adding)
+	refs := nixtest.RefsOf(t, staged, adding)
 	for _, p := range adding {
 		referenced := false
 		for _, q := range adding {

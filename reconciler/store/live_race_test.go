@@ -133,7 +133,7 @@ func TestLiveMergeRacesBuild(t *testing.T) {
 func checkBuilt(t *testing.T, w buildWorld, old []string) {
 	t.Helper()
 	got := nixtest.Verify(t, w.live)
-	if diff := cmp.Diff(union(old, []string{w.drv, w.out}), got); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(old, []string{w.drv, w.out}), got); diff != "" {
 		t.Errorf("valid paths (-want +got):\n%s", diff)
 	}
 	b, err := os.ReadFile(w.live + w.out)

@@ -37,7 +37,7 @@ func TestLiveMergeWhileNixHoldsStore(t *testing.T) {
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
+	wantRefs := nixtest.RefsOf(t, staged, image)
 	done := nixtest.HoldStore(t, live)
 
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{Live: true, LockTimeout: 2 * time.Second})
@@ -71,8 +71,8 @@ func TestLiveMergeAgainstNixWriters(t *testing.T) {
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
-	adding := minus(image, old)
+	wantRefs := nixtest.RefsOf(t, staged, image)
+	adding := nixtest.Minus(image, old)
 	overlap := adding[len(adding)-1]
 	closure := strings.Fields(nixtest.Nix(t, nil, "nix-store", "--store", staged, "-qR", overlap))
 	nar := nixtest.Nix(t, nil, "nix-store", append([]string{"--store", staged, "--export"}, closure...)...)
@@ -113,11 +113,11 @@ func TestLiveMergeAgainstNixWriters(t *testing.T) {
 		t.Errorf("the merge did not add %s, which it locked first: %+v", overlap, rep)
 	}
 	got := nixtest.Verify(t, live)
-	want := union(old, image, added[len(added)-2:])
+	want := nixtest.Union(old, image, added[len(added)-2:])
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("valid paths (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantRefs, refsOf(t, live, image)); diff != "" {
+	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, image)); diff != "" {
 		t.Errorf("references (-image +live):\n%s", diff)
 	}
 	checkNoLocks(t, live)
@@ -144,8 +144,8 @@ func TestLiveMergeAgainstNixCopy(t *testing.T) {
 	live := template(t, "nix-a", nixStore(releaseA))
 	staged := template(t, "nix-b", nixStore(releaseB))
 	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := refsOf(t, staged, image)
-	adding := minus(image, old)
+	wantRefs := nixtest.RefsOf(t, staged, image)
+	adding := nixtest.Minus(image, old)
 	args := append([]string{"copy", "--no-check-sigs", "--from", "local?root=" + staged, "--to", "local?root=" + live}, adding...)
 	var cp *nixtest.Proc
 	setHook(t, func(step string) {
