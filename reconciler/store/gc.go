@@ -553,9 +553,13 @@ func removeIfExists(p string) error {
 	return nil
 }
 
-// adminRoots returns the store paths that symlinks under
-// DIR/nix/var/nix/gcroots point at, hydrafy's own roots excepted (they are
-// the result of the last collection, not an input of this one).
+// adminRoots returns the store paths that the roots under
+// DIR/nix/var/nix/gcroots keep, hydrafy's own roots excepted (they are the
+// result of the last collection, not an input of this one). As Nix's
+// findRoots does (2.8: gc.cc:220-280), a link whose target is not in the store
+// is followed once more: an indirect root (gcroots/auto/… → a result link).
+// DIR/nix/var/nix/profiles is not read: jobs' profiles live in their
+// containers, and the host's copy is whatever an image or a manual copy left.
 func adminRoots(liveDir string) ([]string, error) {
 	dir := filepath.Join(liveDir, "nix/var/nix/gcroots")
 	own := filepath.Join(liveDir, RootsDir)
@@ -575,6 +579,11 @@ func adminRoots(liveDir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
+		if !strings.HasPrefix(t, "/nix/store/") {
+			if next, err := os.Readlink(rootLinkPath(liveDir, p, t)); err == nil {
+				t = next
+			}
+		}
 		if base, ok := strings.CutPrefix(t, "/nix/store/"); ok {
 			base, _, _ = strings.Cut(base, "/")
 			if CheckStorePath("/nix/store/"+base) == nil {
@@ -587,6 +596,20 @@ func adminRoots(liveDir string) ([]string, error) {
 		return nil, fmt.Errorf("reading GC roots: %w", err)
 	}
 	return out, nil
+}
+
+// rootLinkPath is where the target t of the root link p is on this host:
+// relative to the link's dir, under DIR for the store's own /nix/ paths, or
+// as it stands (an indirect root elsewhere on the host).
+func rootLinkPath(liveDir, p, t string) string {
+	switch {
+	case !filepath.IsAbs(t):
+		return filepath.Join(filepath.Dir(p), t)
+	case strings.HasPrefix(t, "/nix/"):
+		return filepath.Join(liveDir, t)
+	default:
+		return t
+	}
 }
 
 // checkRoots refuses a root that is not a store path and returns each

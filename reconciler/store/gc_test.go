@@ -436,25 +436,50 @@ func TestRootsSurviveJobGC(t *testing.T) {
 	})
 }
 
-// TestGCKeepsAdminRoots: a symlink an administrator put in
-// nix/var/nix/gcroots keeps its path; hydrafy's own roots keep nothing.
+// TestGCKeepsAdminRoots: a root an administrator left in the store's
+// gcroots keeps its path, directly or through one more link as
+// Nix follows it; hydrafy's own roots keep nothing.
 func TestGCKeepsAdminRoots(t *testing.T) {
-	w := newGCWorld(t)
-	if _, err := WriteRoots(context.Background(), w.live); err != nil {
+	for _, tc := range []struct {
+		name string
+		link func(t *testing.T, w *gcWorld) // leaves a root of w.oldBuild
+	}{
+		{"direct gcroot", func(t *testing.T, w *gcWorld) {
+			symlink(t, w.oldBuild+"/out", filepath.Join(w.live, "nix/var/nix/gcroots/admin/keep-me"))
+		}},
+		{"indirect gcroot", func(t *testing.T, w *gcWorld) {
+			result := filepath.Join(t.TempDir(), "result")
+			symlink(t, w.oldBuild, result)
+			symlink(t, result, filepath.Join(w.live, "nix/var/nix/gcroots/auto/abc"))
+		}},
+		{"indirect gcroot through the store's own /nix/var", func(t *testing.T, w *gcWorld) {
+			symlink(t, w.oldBuild, filepath.Join(w.live, "nix/var/nix/links/ci"))
+			symlink(t, "/nix/var/nix/links/ci", filepath.Join(w.live, "nix/var/nix/gcroots/ci"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newGCWorld(t)
+			if _, err := WriteRoots(context.Background(), w.live); err != nil {
+				t.Fatal(err)
+			}
+			tc.link(t, w)
+			if _, err := GC(context.Background(), w.live, GCOptions{Policy: w.policy()}); err != nil {
+				t.Fatal(err)
+			}
+			want := nixtest.Union(w.kept(t), []string{w.oldBuild})
+			if diff := cmp.Diff(want, nixtest.Verify(t, w.live)); diff != "" {
+				t.Fatalf("valid paths (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(w.live, "nix/var/nix/gcroots/admin")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.Symlink(w.oldBuild+"/out", filepath.Join(dir, "keep-me")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := GC(context.Background(), w.live, GCOptions{Policy: w.policy()}); err != nil {
-		t.Fatal(err)
-	}
-	want := nixtest.Union(w.kept(t), []string{w.oldBuild})
-	if diff := cmp.Diff(want, nixtest.Verify(t, w.live)); diff != "" {
-		t.Fatalf("valid paths (-want +got):\n%s", diff)
 	}
 }
