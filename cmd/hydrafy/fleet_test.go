@@ -317,8 +317,9 @@ func TestFleet(t *testing.T) {
 	}
 
 	// proposeAndMerge publishes rel as latest, waits for the bot's merge
-	// request in each project, and merges them all.
-	proposeAndMerge := func(rel nixtest.Release) {
+	// request in each project and for the hosts in ahead to have seeded it
+	// (as the merge requests' pipelines need), and merges them all.
+	proposeAndMerge := func(rel nixtest.Release, ahead ...*fleetHost) {
 		t.Helper()
 		nixtest.PushIndex(t, repo+":latest", rel.Index)
 		var iids map[string]int64
@@ -344,6 +345,11 @@ func TestFleet(t *testing.T) {
 				t.Errorf("bot's /status: %+v, want !%d of %s", mr, iids[mr.Project], mr.Project)
 			}
 		}
+		for _, h := range ahead {
+			nixtest.WaitFor(t, h.name+" to seed "+rel.Digest+" before the merge", func() bool {
+				return slices.ContainsFunc(h.status(t).Seeded, func(s reconciler.Seeded) bool { return s.Digest == rel.Digest })
+			})
+		}
 		for _, p := range fleetProjects {
 			if n := len(openMRs(emu, p)); n != 1 {
 				t.Errorf("%s has %d open merge requests, want 1", p, n)
@@ -354,8 +360,8 @@ func TestFleet(t *testing.T) {
 		}
 	}
 
-	// Round one: every host is up.
-	proposeAndMerge(relB)
+	// Round one: every host is up; host b seeds on the proposal push.
+	proposeAndMerge(relB, hosts[1])
 	for _, h := range hosts {
 		h.waitSeeded(t, repo, relB.Digest)
 		runs := h.runs(t)
