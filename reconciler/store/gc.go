@@ -140,38 +140,21 @@ func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	if opts.DryRun {
-		db, conn, err := openDB(ctx, liveDir, readLive)
-		if err != nil {
-			return rep, fmt.Errorf("live store: %w", err)
-		}
-		defer db.Close()
-		defer conn.Close()
-		g, err := loadGraph(ctx, conn)
+	// A dry run reads the db as Nix processes may write it meanwhile and
+	// takes no lock; a real run decides under the exclusive big-lock.
+	mode := readLive
+	if !opts.DryRun {
+		fmt.Fprintf(progress, "waiting for the store lock (up to %v)\n", opts.LockTimeout)
+		unlock, err := Lock(ctx, liveDir, opts.LockTimeout)
 		if err != nil {
 			return rep, err
 		}
-		p, err := planGC(g, lf, opts.Policy)
-		if err != nil {
-			return rep, err
-		}
-		p.fill(&rep)
-		if rep.Leftovers, rep.LeftoverBytes, err = leftovers(liveDir, g); err != nil {
-			return rep, err
-		}
-		rep.Duration = time.Since(start)
-		return rep, nil
+		defer unlock()
+		rep.LockWait = time.Since(start)
+		at("gc-locked")
+		mode = readWrite
 	}
-
-	fmt.Fprintf(progress, "waiting for the store lock (up to %v)\n", opts.LockTimeout)
-	unlock, err := Lock(ctx, liveDir, opts.LockTimeout)
-	if err != nil {
-		return rep, err
-	}
-	defer unlock()
-	rep.LockWait = time.Since(start)
-	at("gc-locked")
-	db, conn, err := openDB(ctx, liveDir, readWrite)
+	db, conn, err := openDB(ctx, liveDir, mode)
 	if err != nil {
 		return rep, fmt.Errorf("live store: %w", err)
 	}
@@ -186,6 +169,13 @@ func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 		return rep, err
 	}
 	p.fill(&rep)
+	if opts.DryRun {
+		if rep.Leftovers, rep.LeftoverBytes, err = leftovers(liveDir, g); err != nil {
+			return rep, err
+		}
+		rep.Duration = time.Since(start)
+		return rep, nil
+	}
 	for _, d := range rep.Unseeded {
 		log.Warn("no seeded image has a digest to keep", "digest", d)
 	}
