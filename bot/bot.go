@@ -83,9 +83,11 @@ type PassOptions struct {
 	// Preview, with DryRun, also reads the projects and reports what
 	// would be proposed for the digest, ready or not.
 	Preview bool
-	// Seeded says the store holds the digest already (the caller seeded
-	// it before proposing); the merge requests say so.
-	Seeded bool
+	// Seeded is the digest the caller seeded into the store before this
+	// pass; the merge requests say the store holds it. When the registry
+	// has moved on since, the pass proposes nothing: the caller seeds the
+	// newer digest first, on its next pass.
+	Seeded string
 }
 
 // Pass runs the watcher once and, when the digest is ready, the proposer.
@@ -125,11 +127,14 @@ func (b *Bot) Pass(ctx context.Context, now time.Time, po PassOptions) (Report, 
 	if !res.Ready || po.WatchOnly {
 		return rep, nil
 	}
+	if po.Seeded != "" && po.Seeded != res.Digest {
+		return rep, nil
+	}
 	pst, err := readProposeState(b.proposePath())
 	if err != nil {
 		return rep, err
 	}
-	prep, pst, err := b.proposer.Pass(ctx, target(res, po.Seeded), pst)
+	prep, pst, err := b.proposer.Pass(ctx, target(res, po.Seeded != ""), pst)
 	if err != nil {
 		return rep, fmt.Errorf("proposing %s: %w", res.Reference(), err)
 	}

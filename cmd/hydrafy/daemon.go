@@ -83,7 +83,7 @@ func newDaemon(cfg config.Config, log *slog.Logger, stager reconciler.Stager) (*
 		}
 		w := botWatcher{bot: b}
 		if d.rec != nil {
-			w.trigger, w.seeder = d.rec.Trigger, d.rec
+			w.trigger, w.seeder = d.rec.Trigger, reconcilerSeeder{d.rec}
 		}
 		d.watcher = w
 	}

@@ -27,10 +27,22 @@ type botWatcher struct {
 	canSeed func() error
 }
 
-// seeder is the reconciler as the watch pass uses it.
+// seeder is the reconciler as the watch pass uses it: Seed runs the pass
+// that seeds ref and returns its report.
 type seeder interface {
-	Seed(ref string) (*reconciler.Ticket, error)
+	Seed(ctx context.Context, ref string) (reconciler.Report, error)
 	IsSeeded(digest string) bool
+}
+
+// reconcilerSeeder is a seeder that waits for the reconciler's pass.
+type reconcilerSeeder struct{ *reconciler.Reconciler }
+
+func (r reconcilerSeeder) Seed(ctx context.Context, ref string) (reconciler.Report, error) {
+	t, err := r.Reconciler.Seed(ref)
+	if err != nil {
+		return reconciler.Report{}, err
+	}
+	return t.Wait(ctx)
 }
 
 var _ server.Watcher = botWatcher{}
@@ -56,7 +68,7 @@ func (w botWatcher) Pass(ctx context.Context) (server.WatchResult, error) {
 // whose profile points into the shared store.
 func (w botWatcher) run(ctx context.Context) (watchPass, error) {
 	var p watchPass
-	seeded := false
+	seeded := ""
 	if w.seeder != nil {
 		rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{WatchOnly: true})
 		p.Seed, p.Report = rep, rep
@@ -70,11 +82,7 @@ func (w botWatcher) run(ctx context.Context) (watchPass, error) {
 					return p, err
 				}
 			}
-			t, err := w.seeder.Seed(rep.Watch.Image + "@" + rep.Watch.Digest)
-			if err != nil {
-				return p, err
-			}
-			run, err := t.Wait(ctx)
+			run, err := w.seeder.Seed(ctx, rep.Watch.Image+"@"+rep.Watch.Digest)
 			if err == nil && !w.seeder.IsSeeded(rep.Watch.Digest) {
 				err = fmt.Errorf("seeding %s before proposing it: %s (proposing it on a later pass)", rep.Watch.Digest, run.Error)
 			}
@@ -83,8 +91,10 @@ func (w botWatcher) run(ctx context.Context) (watchPass, error) {
 			}
 			p.Seeding = "seeded by pass " + run.ID
 		}
-		seeded = true
+		seeded = rep.Watch.Digest
 	}
+	// The pass proposes only the digest just seeded: when the registry
+	// moved on meanwhile, the next pass seeds the newer one first.
 	rep, err := w.bot.Pass(ctx, time.Now(), bot.PassOptions{Seeded: seeded})
 	p.Report = rep
 	if rep.Propose == nil {
