@@ -326,6 +326,24 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
+// failures are the errors a rig's runner (by call) and stager (by
+// digest) return.
+type failures struct {
+	runner        map[string][]error
+	stage, commit map[string]error
+}
+
+// failingPass runs one manual pass on a fresh rig whose runner and stager
+// fail as f says.
+func failingPass(t *testing.T, f failures) (*rig, Report) {
+	t.Helper()
+	r := newRig(t)
+	r.runner.fail = f.runner
+	r.stager.stageErr = f.stage
+	r.stager.commitErr = f.commit
+	return r, r.reconciler(t).Once(context.Background(), manual)
+}
+
 func (r *rig) reconciler(t *testing.T) *Reconciler {
 	t.Helper()
 	rec, err := New(r.opts, slog.New(slog.DiscardHandler))

@@ -116,23 +116,18 @@ func TestFailureAfterStopStillRestarts(t *testing.T) {
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name       string
-		runnerFail map[string][]error
-		commitErr  map[string]error
+		fail       failures
 		wantSeeded []string
 		wantStarts int
 	}{
-		{"commit fails", nil, map[string]error{dA: boom}, []string{dB}, 1},
-		{"every commit fails", nil, map[string]error{dA: boom, dB: boom}, nil, 1},
-		{"configure fails", map[string][]error{"configure": {boom}}, nil, []string{dA, dB}, 1},
-		{"stop fails, runner still up", map[string][]error{"stop": {boom}}, nil, nil, 0},
-		{"first start fails", map[string][]error{"start": {boom}}, nil, []string{dA, dB}, 2},
+		{"commit fails", failures{commit: map[string]error{dA: boom}}, []string{dB}, 1},
+		{"every commit fails", failures{commit: map[string]error{dA: boom, dB: boom}}, nil, 1},
+		{"configure fails", failures{runner: map[string][]error{"configure": {boom}}}, []string{dA, dB}, 1},
+		{"stop fails, runner still up", failures{runner: map[string][]error{"stop": {boom}}}, nil, 0},
+		{"first start fails", failures{runner: map[string][]error{"start": {boom}}}, []string{dA, dB}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t)
-			r.runner.fail = tc.runnerFail
-			r.stager.commitErr = tc.commitErr
-			rec := r.reconciler(t)
-			rep := rec.Once(context.Background(), manual)
+			r, rep := failingPass(t, tc.fail)
 			if rep.Result != ResultFailed || rep.Error == "" {
 				t.Errorf("result = %s %q, want failed", rep.Result, rep.Error)
 			}
@@ -168,23 +163,18 @@ func TestFailureBeforeStop(t *testing.T) {
 	boom := errors.New("boom")
 	for _, tc := range []struct {
 		name        string
-		runnerFail  map[string][]error
-		stageErr    map[string]error
+		fail        failures
 		wantPause   int
 		wantUnpause int
 		terminal    bool
 	}{
-		{"preflight refuses", map[string][]error{"preflight": {Terminal(boom)}}, nil, 0, 0, true},
-		{"every stage fails", nil, map[string]error{dA: boom, dB: boom}, 0, 0, false},
-		{"drain times out", map[string][]error{"wait-idle": {context.DeadlineExceeded}}, nil, 1, 1, false},
-		{"pause fails", map[string][]error{"pause": {boom}}, nil, 1, 1, false},
+		{"preflight refuses", failures{runner: map[string][]error{"preflight": {Terminal(boom)}}}, 0, 0, true},
+		{"every stage fails", failures{stage: map[string]error{dA: boom, dB: boom}}, 0, 0, false},
+		{"drain times out", failures{runner: map[string][]error{"wait-idle": {context.DeadlineExceeded}}}, 1, 1, false},
+		{"pause fails", failures{runner: map[string][]error{"pause": {boom}}}, 1, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t)
-			r.runner.fail = tc.runnerFail
-			r.stager.stageErr = tc.stageErr
-			rec := r.reconciler(t)
-			rep := rec.Once(context.Background(), manual)
+			r, rep := failingPass(t, tc.fail)
 			if rep.Result != ResultFailed || rep.Terminal != tc.terminal {
 				t.Errorf("result = %s terminal=%v, want failed terminal=%v", rep.Result, rep.Terminal, tc.terminal)
 			}

@@ -25,25 +25,20 @@ func TestMergeCrash(t *testing.T) {
 				name += "/restaged"
 			}
 			t.Run(name, func(t *testing.T) {
-				live := template(t, "nix-a", nixStore(releaseA))
-				staged := template(t, "nix-b", nixStore(releaseB))
-				cache := nixtest.AddResult(t, live, "built-by-a-job", nixtest.ResultOptions{})
-				old := nixtest.Paths(t, live)
-				image := nixtest.Paths(t, staged)
-				wantRefs := nixtest.RefsOf(t, staged, image)
-
-				if !runChild(t, live, staged, step) {
+				m := abMerge(t)
+				cache := m.addToLive(t, "built-by-a-job")
+				if !runChild(t, m.live, m.staged, step) {
 					t.Fatalf("merge finished without reaching step %s", step)
 				}
-				checkInterrupted(t, live, old, image)
+				m.checkInterrupted(t)
 				if restage {
-					staged = template(t, "nix-b", nixStore(releaseB))
+					m.restage(t)
 				}
-				if runChild(t, live, staged, "") {
+				if runChild(t, m.live, m.staged, "") {
 					t.Fatal("merge killed without a crash point")
 				}
-				checkMerged(t, live, old, image, wantRefs)
-				if _, err := os.Stat(live + cache); err != nil {
+				m.checkMerged(t)
+				if _, err := os.Stat(m.live + cache); err != nil {
 					t.Errorf("cache path lost: %v", err)
 				}
 			})
@@ -54,30 +49,27 @@ func TestMergeCrash(t *testing.T) {
 // TestMergeCrashWhileReplacing interrupts a merge after some renames, then
 // kills the next run (freshly staged) while it deletes a leftover.
 func TestMergeCrashWhileReplacing(t *testing.T) {
-	live := template(t, "nix-a", nixStore(releaseA))
-	staged := template(t, "nix-b", nixStore(releaseB))
-	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, image)
-	if !runChild(t, live, staged, "renamed:2") {
+	m := abMerge(t)
+	if !runChild(t, m.live, m.staged, "renamed:2") {
 		t.Fatal("first merge finished")
 	}
 	for _, step := range []string{"trashed:1", "renamed:1"} {
-		staged = template(t, "nix-b", nixStore(releaseB))
-		if !runChild(t, live, staged, step) {
+		m.restage(t)
+		if !runChild(t, m.live, m.staged, step) {
 			t.Fatalf("merge finished without reaching %s", step)
 		}
-		checkInterrupted(t, live, old, image)
+		m.checkInterrupted(t)
 	}
-	staged = template(t, "nix-b", nixStore(releaseB))
-	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
+	m.restage(t)
+	rep, err := Merge(context.Background(), m.live, m.staged, MergeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Replaced)+len(rep.Adopted) == 0 {
 		t.Errorf("final merge found no leftover to replace: %+v", rep)
 	}
-	checkMerged(t, live, old, image, wantRefs)
-	entries, err := os.ReadDir(storePath(live))
+	m.checkMerged(t)
+	entries, err := os.ReadDir(storePath(m.live))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,51 +83,130 @@ func TestMergeCrashWhileReplacing(t *testing.T) {
 // TestMergeKilledAtRandom kills merges of a bigger release at random
 // moments and verifies the store after each kill; a run that completes
 // starts the next one on fresh copies. The last run completes the merge.
+// A live merge runs while a Nix process holds the store, and leaves no
+// lock file held after any kill.
 func TestMergeKilledAtRandom(t *testing.T) {
-	fresh := func() (live, staged string) {
-		return template(t, "go-big-a", goStore(bigA)), template(t, "go-big-b", goStore(bigB))
+	for _, mode := range []string{"", "live"} {
+		t.Run("mode="+mode, func(t *testing.T) {
+			m := bigMerge(t)
+			// How long an uninterrupted child takes, on a throwaway copy.
+			live, staged := m.copies(t)
+			full := nixtest.Timed(t, mergeChildMode(live, staged, mode))
+			hold := func() func() { return func() {} }
+			if mode == "live" {
+				hold = func() func() { return nixtest.HoldStore(t, m.live) }
+			}
+			done := hold()
+			points := nixtest.RandomKills(nixtest.Seed(t), full, 10)
+			nixtest.Crash(t, points, func() *exec.Cmd { return mergeChildMode(m.live, m.staged, mode) }, func(_ nixtest.KillPoint, killed bool) {
+				checkNoLocks(t, m.live)
+				m.checkInterrupted(t)
+				if !killed {
+					done()
+					m.again(t)
+					done = hold()
+				}
+			})
+			if runChildMode(t, m.live, m.staged, "", mode) {
+				t.Fatal("final merge killed")
+			}
+			done()
+			m.checkMerged(t)
+		})
 	}
-	live, staged := fresh()
-	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, image)
-
-	// How long an uninterrupted child takes, on a throwaway copy.
-	l2, s2 := fresh()
-	full := nixtest.Timed(t, mergeChild(l2, s2))
-
-	points := nixtest.RandomKills(nixtest.Seed(t), full, 10)
-	nixtest.Crash(t, points, func() *exec.Cmd { return mergeChild(live, staged) }, func(_ nixtest.KillPoint, killed bool) {
-		checkInterrupted(t, live, old, image)
-		if !killed {
-			live, staged = fresh()
-		}
-	})
-	if runChild(t, live, staged, "") {
-		t.Fatal("final merge killed")
-	}
-	checkMerged(t, live, old, image, wantRefs)
 }
 
-// checkInterrupted asserts that Nix verifies live and that its valid
-// paths are the old ones, or the old ones and the image's.
-func checkInterrupted(t *testing.T, live string, old, image []string) {
+// merging is a merge of a staged release into a live store of an older
+// one (templates prefix-a and prefix-b), with what Nix says each held
+// before the merge.
+type merging struct {
+	prefix       string
+	a, b         func(testing.TB, string)
+	live, staged string
+	old, image   []string
+	// wantRefs are the references of the image's paths: a complete merge
+	// leaves them so in the live store.
+	wantRefs map[string][]string
+}
+
+// abMerge merges release B into release A, both registered by Nix.
+func abMerge(t *testing.T) *merging {
+	return newMerging(t, "nix", nixStore(releaseA), nixStore(releaseB))
+}
+
+// bigMerge merges the bigger release B into the bigger A, built in Go.
+func bigMerge(t *testing.T) *merging {
+	return newMerging(t, "go-big", goStore(bigA), goStore(bigB))
+}
+
+func newMerging(t *testing.T, prefix string, a, b func(testing.TB, string)) *merging {
 	t.Helper()
-	got := nixtest.Verify(t, live)
-	if cmp.Equal(old, got) || cmp.Equal(nixtest.Union(old, image), got) {
+	m := &merging{prefix: prefix, a: a, b: b}
+	m.again(t)
+	m.old, m.image = nixtest.Paths(t, m.live), nixtest.Paths(t, m.staged)
+	m.wantRefs = nixtest.RefsOf(t, m.staged, m.image)
+	return m
+}
+
+// again starts over on fresh copies of both stores.
+func (m *merging) again(t *testing.T) {
+	t.Helper()
+	m.live, m.staged = m.copies(t)
+}
+
+// copies returns fresh copies of both stores, leaving m as it is.
+func (m *merging) copies(t *testing.T) (live, staged string) {
+	t.Helper()
+	return template(t, m.prefix+"-a", m.a), template(t, m.prefix+"-b", m.b)
+}
+
+// restage stages the release afresh, as the next `hydrafy seed` run does.
+func (m *merging) restage(t *testing.T) {
+	t.Helper()
+	m.staged = template(t, m.prefix+"-b", m.b)
+}
+
+// addToLive adds a path to the live store as a job does, counted among
+// the old paths, and returns it.
+func (m *merging) addToLive(t *testing.T, name string) string {
+	t.Helper()
+	p := nixtest.AddResult(t, m.live, name, nixtest.ResultOptions{})
+	m.old = nixtest.Paths(t, m.live)
+	return p
+}
+
+// adding is what the merge adds: the image's paths the live store lacks.
+func (m *merging) adding() []string { return nixtest.Minus(m.image, m.old) }
+
+// pathLocks are the live store's lock files of the paths the merge adds.
+func (m *merging) pathLocks() []string {
+	var locks []string
+	for _, p := range m.adding() {
+		locks = append(locks, m.live+p+".lock")
+	}
+	return locks
+}
+
+// checkInterrupted asserts that Nix verifies the live store and that its
+// valid paths are the old ones, or the old ones and the image's.
+func (m *merging) checkInterrupted(t *testing.T) {
+	t.Helper()
+	got := nixtest.Verify(t, m.live)
+	if cmp.Equal(m.old, got) || cmp.Equal(nixtest.Union(m.old, m.image), got) {
 		return
 	}
-	t.Fatalf("after a kill the store holds neither the old paths nor all paths: %d valid, old %d, all %d", len(got), len(old), len(nixtest.Union(old, image)))
+	t.Fatalf("after a kill the store holds neither the old paths nor all paths: %d valid, old %d, all %d", len(got), len(m.old), len(nixtest.Union(m.old, m.image)))
 }
 
 // checkMerged asserts the complete merge: old ∪ image valid, verified,
 // references of the image's paths as the image has them.
-func checkMerged(t *testing.T, live string, old, image []string, wantRefs map[string][]string) {
+func (m *merging) checkMerged(t *testing.T) {
 	t.Helper()
-	got := nixtest.Verify(t, live)
-	if diff := cmp.Diff(nixtest.Union(old, image), got); diff != "" {
+	got := nixtest.Verify(t, m.live)
+	if diff := cmp.Diff(nixtest.Union(m.old, m.image), got); diff != "" {
 		t.Fatalf("valid paths after the merge completed (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, image)); diff != "" {
+	if diff := cmp.Diff(m.wantRefs, nixtest.RefsOf(t, m.live, m.image)); diff != "" {
 		t.Errorf("references (-image +live):\n%s", diff)
 	}
 }

@@ -34,13 +34,11 @@ func checkNoLocks(t *testing.T, root string) {
 // drained one would, see TestMergeWaitsForNix), and releases every path
 // lock as Nix does (the lock files are gone).
 func TestLiveMergeWhileNixHoldsStore(t *testing.T) {
-	live := template(t, "nix-a", nixStore(releaseA))
-	staged := template(t, "nix-b", nixStore(releaseB))
-	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, image)
+	m := abMerge(t)
+	live := m.live
 	done := nixtest.HoldStore(t, live)
 
-	rep, err := Merge(context.Background(), live, staged, MergeOptions{Live: true, LockTimeout: 2 * time.Second})
+	rep, err := Merge(context.Background(), live, m.staged, MergeOptions{Live: true, LockTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +49,7 @@ func TestLiveMergeWhileNixHoldsStore(t *testing.T) {
 	if !rep.Live || len(rep.Added) != 3 || rep.AlreadyValid != 17 {
 		t.Errorf("report: live %v, %d added, %d already valid; want live, 3, 17", rep.Live, len(rep.Added), rep.AlreadyValid)
 	}
-	checkMerged(t, live, old, image, wantRefs)
+	m.checkMerged(t)
 	checkNoLocks(t, live)
 	for _, p := range rep.Added {
 		if _, err := os.Stat(live + p + ".lock"); !os.IsNotExist(err) {
@@ -68,11 +66,9 @@ func TestLiveMergeWhileNixHoldsStore(t *testing.T) {
 // retrying on SQLite's busy error. Every process succeeds and the store
 // holds the union.
 func TestLiveMergeAgainstNixWriters(t *testing.T) {
-	live := template(t, "nix-a", nixStore(releaseA))
-	staged := template(t, "nix-b", nixStore(releaseB))
-	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, image)
-	adding := nixtest.Minus(image, old)
+	m := abMerge(t)
+	live, staged := m.live, m.staged
+	adding := m.adding()
 	overlap := adding[len(adding)-1]
 	closure := strings.Fields(nixtest.Nix(t, nil, "nix-store", "--store", staged, "-qR", overlap))
 	nar := nixtest.Nix(t, nil, "nix-store", append([]string{"--store", staged, "--export"}, closure...)...)
@@ -83,11 +79,7 @@ func TestLiveMergeAgainstNixWriters(t *testing.T) {
 		switch step {
 		case "locked":
 			imp = nixtest.Start(t, "", strings.NewReader(nar), "nix-store", "--store", live, "--import")
-			var locks []string
-			for _, p := range adding {
-				locks = append(locks, live+p+".lock")
-			}
-			nixtest.WaitLockWaiter(t, 20*time.Second, locks...)
+			nixtest.WaitLockWaiter(t, 20*time.Second, m.pathLocks()...)
 			add1 = nixtest.Start(t, "", nil, "nix-store", "--store", live, "--add", src1)
 		case "inserted":
 			// The merge's BEGIN IMMEDIATE transaction is open: Nix's
@@ -113,11 +105,11 @@ func TestLiveMergeAgainstNixWriters(t *testing.T) {
 		t.Errorf("the merge did not add %s, which it locked first: %+v", overlap, rep)
 	}
 	got := nixtest.Verify(t, live)
-	want := nixtest.Union(old, image, added[len(added)-2:])
+	want := nixtest.Union(m.old, m.image, added[len(added)-2:])
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("valid paths (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, image)); diff != "" {
+	if diff := cmp.Diff(m.wantRefs, nixtest.RefsOf(t, live, m.image)); diff != "" {
 		t.Errorf("references (-image +live):\n%s", diff)
 	}
 	checkNoLocks(t, live)
@@ -141,23 +133,16 @@ func cacheSource(t *testing.T, name string) string {
 // addMultipleToStore; master streams each path separately). That failure
 // leaves the store clean, and a second `nix copy` succeeds.
 func TestLiveMergeAgainstNixCopy(t *testing.T) {
-	live := template(t, "nix-a", nixStore(releaseA))
-	staged := template(t, "nix-b", nixStore(releaseB))
-	old, image := nixtest.Paths(t, live), nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, image)
-	adding := nixtest.Minus(image, old)
-	args := append([]string{"copy", "--no-check-sigs", "--from", "local?root=" + staged, "--to", "local?root=" + live}, adding...)
+	m := abMerge(t)
+	live, staged := m.live, m.staged
+	args := append([]string{"copy", "--no-check-sigs", "--from", "local?root=" + staged, "--to", "local?root=" + live}, m.adding()...)
 	var cp *nixtest.Proc
 	setHook(t, func(step string) {
 		if step != "locked" {
 			return
 		}
 		cp = nixtest.Start(t, "", nil, "nix", args...)
-		var locks []string
-		for _, p := range adding {
-			locks = append(locks, live+p+".lock")
-		}
-		nixtest.WaitLockWaiter(t, 20*time.Second, locks...)
+		nixtest.WaitLockWaiter(t, 20*time.Second, m.pathLocks()...)
 	})
 	if _, err := Merge(context.Background(), live, staged, MergeOptions{Live: true}); err != nil {
 		t.Fatal(err)
@@ -169,8 +154,8 @@ func TestLiveMergeAgainstNixCopy(t *testing.T) {
 		}
 		t.Logf("nix copy lost the race as Nix 2.8 does: %v", err)
 	}
-	checkMerged(t, live, old, image, wantRefs)
+	m.checkMerged(t)
 	nixtest.Nix(t, nil, "nix", args...)
-	checkMerged(t, live, old, image, wantRefs)
+	m.checkMerged(t)
 	checkNoLocks(t, live)
 }
