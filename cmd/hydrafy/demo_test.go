@@ -22,64 +22,46 @@ import (
 // holding both releases, the MR merged, the stand-in runner restarted
 // with its config.toml pinned to the new digest, /status reporting success.
 func TestDemoCycle(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	var cycle *demoCycle
-	var out, errb bytes.Buffer
-	err := demoRun(ctx, demoOptions{
-		dir: dir, listen: "127.0.0.1:0", exit: true,
-		runner: []string{os.Args[0], "-standin"},
-		done: func(c *demoCycle) {
-			cycle = c
-			checkDemoEnd(t, c, false)
-		},
-	}, &out, &errb)
-	t.Logf("demo output:\n%s", out.String())
-	if err != nil {
-		t.Fatalf("demo: %v\nstderr: %s", err, errb.String())
-	}
-	if cycle == nil {
-		t.Fatal("the demo finished without reporting its cycle")
-	}
-	for _, want := range []string{"seeding the live store", "MR !1 in demo/webapp", "merge webhook", "commit", "runner downtime"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	// At exit the demo stops its stand-in runner.
-	if s, err := standin.ReadStatus(filepath.Join(cycle.env.RunnerDir(), "status.json")); err != nil || standin.Alive(s.PID) {
-		t.Errorf("stand-in runner still alive after the demo (%+v, %v)", s, err)
-	}
+	checkDemoCycle(t, false, "seeding the live store", "MR !1 in demo/webapp", "merge webhook", "commit", "runner downtime")
 }
 
 // TestDemoCycleLive runs `hydrafy demo --live`: the same cycle, but the
 // new release is merged while the stand-in serves one long job that holds
 // the store open; the runner is never stopped and the job never aborted.
 func TestDemoCycleLive(t *testing.T) {
+	checkDemoCycle(t, true, "one long job", "live: runner downtime 0.00s, drain 0.00s, queue stall 0.00s", "job #1 ran through the whole upgrade: 1 running, 0 done, 0 aborted")
+}
+
+// checkDemoCycle runs the demo's cycle (--live if live) to its exit, checks its
+// end state and that its output says each of want.
+func checkDemoCycle(t *testing.T, live bool, want ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var cycle *demoCycle
 	var out, errb bytes.Buffer
 	err := demoRun(ctx, demoOptions{
-		dir: t.TempDir(), listen: "127.0.0.1:0", exit: true, live: true,
+		dir: t.TempDir(), listen: "127.0.0.1:0", exit: true, live: live,
 		runner: []string{os.Args[0], "-standin"},
 		done: func(c *demoCycle) {
 			cycle = c
-			checkDemoEnd(t, c, true)
+			checkDemoEnd(t, c, live)
 		},
 	}, &out, &errb)
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
-		t.Fatalf("demo --live: %v\nstderr: %s", err, errb.String())
+		t.Fatalf("demo (live %v): %v\nstderr: %s", live, err, errb.String())
 	}
 	if cycle == nil {
 		t.Fatal("the demo finished without reporting its cycle")
 	}
-	for _, want := range []string{"one long job", "live: runner downtime 0.00s, drain 0.00s, queue stall 0.00s", "job #1 ran through the whole upgrade: 1 running, 0 done, 0 aborted"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q", want)
+	for _, w := range want {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("demo output lacks %q", w)
 		}
+	}
+	// At exit the demo stops its stand-in runner.
+	if s, err := standin.ReadStatus(filepath.Join(cycle.env.RunnerDir(), "status.json")); err != nil || standin.Alive(s.PID) {
+		t.Errorf("stand-in runner still alive after the demo (%+v, %v)", s, err)
 	}
 }
 
@@ -93,13 +75,7 @@ func checkDemoEnd(t *testing.T, c *demoCycle, live bool) {
 	var want []string
 	for _, v := range []string{a.Version, b.Version} {
 		spec := synth.Release(synth.ReleaseOptions{Version: v, Paths: 40, Shared: 34, FilesPerPath: 12, FileSize: 4096})
-		for _, p := range spec.Paths {
-			seed := spec.Seed
-			if p.Seed != "" {
-				seed = p.Seed
-			}
-			want = append(want, synth.StorePath(seed, p.Name))
-		}
+		want = append(want, spec.StorePaths()...)
 	}
 	want = append(want, c.cached)
 	slices.Sort(want)

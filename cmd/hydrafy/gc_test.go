@@ -185,22 +185,13 @@ func TestGCCommandKilledAtRandom(t *testing.T) {
 // pins C. The collection drains and restarts the runner, deletes only
 // what C alone held, and the dry run said so beforehand.
 func TestGCConfigKeepsEveryBranch(t *testing.T) {
-	host := nixtest.Registry(t)
-	digestA, pathsA := pushRelease(t, host, "2.24.9")
-	digestB, pathsB := pushRelease(t, host, "2.25.0")
-	digestC, pathsC := pushRelease(t, host, "2.26.0")
-	repo := host + "/nixos/nix"
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestB+"\n", func(store string) {
-		for _, d := range []string{digestA, digestB, digestC} {
-			if code, _, errs := runCmd("seed", "--quiet", repo+"@"+d, "--store", store, "--platform", "linux/amd64"); code != 0 {
-				t.Fatalf("hydrafy seed: exit %d: %s", code, errs)
-			}
-		}
-	})
+	repo, rel := pushReleases(t, "2.24.9", "2.25.0", "2.26.0")
+	a, b, c := rel[0], rel[1], rel[2]
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+b.Digest+"\n", seeded(t, repo+"@"+a.Digest, repo+"@"+b.Digest, repo+"@"+c.Digest))
 	_, _, err := e.gl.Commits.CreateCommit("group/app", &gitlab.CreateCommitOptions{
 		Branch: gitlab.Ptr("release/2.24"), StartBranch: gitlab.Ptr("main"), CommitMessage: gitlab.Ptr("stay on 2.24"),
 		Actions: []*gitlab.CommitActionOptions{{Action: gitlab.Ptr(gitlab.FileUpdate), FilePath: gitlab.Ptr(".gitlab-ci.yml"),
-			Content: gitlab.Ptr("build:\n  image: " + repo + "@" + digestA + "\n")}},
+			Content: gitlab.Ptr("build:\n  image: " + repo + "@" + a.Digest + "\n")}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,15 +202,15 @@ func TestGCConfigKeepsEveryBranch(t *testing.T) {
 	t.Setenv("HYDRAFY_GITLAB_TOKEN", e2eBotToken)
 
 	before := nixtest.Paths(t, e.store)
-	gone := slices.DeleteFunc(slices.Clone(pathsC), func(p string) bool {
-		return slices.Contains(pathsA, p) || slices.Contains(pathsB, p)
+	gone := slices.DeleteFunc(slices.Clone(c.Paths), func(p string) bool {
+		return slices.Contains(a.Paths, p) || slices.Contains(b.Paths, p)
 	})
 	if len(gone) == 0 {
 		t.Fatal("test world: C holds no path of its own")
 	}
 	code, out, errs := runCmd("gc", "--config", path, "--dry-run")
 	if code != 0 || errs != "" || !strings.Contains(out, fmt.Sprintf("would delete %d paths", len(gone))) ||
-		!strings.Contains(out, "old images: 1") || !strings.Contains(out, repo+"@"+digestC) || strings.Contains(out, digestA+"  seeded") {
+		!strings.Contains(out, "old images: 1") || !strings.Contains(out, repo+"@"+c.Digest) || strings.Contains(out, a.Digest+"  seeded") {
 		t.Errorf("dry run: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
 	if diff := cmp.Diff(before, nixtest.Paths(t, e.store)); diff != "" {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -21,25 +18,15 @@ import (
 // stopping the stand-in, which keeps running its jobs; /status and
 // /metrics show 0 s downtime and drain; Nix verifies A ∪ B.
 func TestLiveMergeDaemonKeepsRunner(t *testing.T) {
-	host := nixtest.Registry(t)
-	digestA, pathsA := pushRelease(t, host, "2.24.9")
-	digestB, pathsB := pushRelease(t, host, "2.25.0")
-	repo := host + "/nixos/nix"
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestB+"\n", func(store string) {
-		var out, errs bytes.Buffer
-		if code := run(context.Background(), []string{"seed", "--quiet", repo + "@" + digestA, "--store", store, "--platform", "linux/amd64"}, &out, &errs); code != 0 {
-			t.Fatalf("hydrafy seed: exit %d: %s", code, errs.String())
-		}
-	})
+	repo, rel := pushReleases(t, "2.24.9", "2.25.0")
+	a, b := rel[0], rel[1]
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+b.Digest+"\n", seeded(t, repo+"@"+a.Digest))
 	e.cfg.Store.Merge = "live"
 	job := nixtest.HoldStore(t, e.store)
-	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stager := e.stager(t)
 	e.serve(t, stager)
 
-	rep := e.seedingRun(t, digestB)
+	rep := e.seedingRun(t, b.Digest)
 	if rep.Result != "ok" || rep.Mode != "live" {
 		t.Fatalf("pass: result %s %q, mode %q", rep.Result, rep.Error, rep.Mode)
 	}
@@ -66,7 +53,7 @@ func TestLiveMergeDaemonKeepsRunner(t *testing.T) {
 		t.Error("the job's Nix process let go of the store")
 	}
 	job()
-	want := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(pathsA), pathsB...))))
+	want := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a.Paths), b.Paths...))))
 	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}

@@ -151,6 +151,16 @@ func newE2E(t *testing.T, image, ci string, prepare func(store string)) *e2e {
 	return e
 }
 
+// stager is the daemon's real stager for the host's config.
+func (e *e2e) stager(t *testing.T) reconciler.Stager {
+	t.Helper()
+	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stager
+}
+
 // newStandin lays out, in dir, a runner whose jobs use the live store at
 // store, with its config.toml; Start starts it.
 func newStandin(t *testing.T, dir, store string) *nixtest.Standin {

@@ -18,12 +18,26 @@ import (
 	"gitlab.com/hydrafy/hydrafy/reconciler"
 )
 
-// pushRelease pushes a nixos/nix-shaped release built with real Nix and
-// returns its digest and store paths.
-func pushRelease(t *testing.T, host, version string) (string, []string) {
+// pushReleases starts a registry and pushes to it a nixos/nix-shaped
+// release of each version, built with real Nix; it returns the
+// repository, HOST/nixos/nix, and the releases.
+func pushReleases(t *testing.T, versions ...string) (string, []nixtest.Release) {
 	t.Helper()
-	r := nixtest.PushRelease(t, host, version)
-	return r.Digest, r.Paths
+	host := nixtest.Registry(t)
+	var rel []nixtest.Release
+	for _, v := range versions {
+		rel = append(rel, nixtest.PushRelease(t, host, v))
+	}
+	return host + "/nixos/nix", rel
+}
+
+// seeded is a newE2E prepare that seeds the store from each image ref.
+func seeded(t *testing.T, refs ...string) func(store string) {
+	return func(store string) {
+		for _, ref := range refs {
+			seedStore(t, ref, store)
+		}
+	}
 }
 
 // seedStore seeds store from the image ref with `hydrafy seed`.
@@ -46,24 +60,19 @@ func seedStore(t testing.TB, ref, store string) {
 // B's store. A maintainer merges it; the webhook's pass then only pins
 // config.toml to B, without a second drain.
 func TestMergeWebhookMergesStore(t *testing.T) {
-	host := nixtest.Registry(t)
-	digestA, pathsA := pushRelease(t, host, "2.24.9")
-	digestB, pathsB := pushRelease(t, host, "2.25.0")
-	repo := host + "/nixos/nix"
+	repo, rel := pushReleases(t, "2.24.9", "2.25.0")
+	a, b := rel[0], rel[1]
 
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) { seedStore(t, repo+"@"+digestA, store) })
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+a.Digest+"\n", seeded(t, repo+"@"+a.Digest))
 	e.cfg.Watch.Tag = "2.25.0"
 	e.cfg.Watch.Settle = 0
 	e.cfg.Watch.Schedule = "@every 1s"
-	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	stager := e.stager(t)
 	e.serve(t, stager)
 
 	// The start-up pass records A, which the live store already holds,
 	// without stopping the runner.
-	first := e.seedingRun(t, digestA)
+	first := e.seedingRun(t, a.Digest)
 	if first.Result != reconciler.ResultOK || len(first.Commits) != 1 || first.Commits[0].PathsAdded != 0 {
 		t.Fatalf("start-up pass: %+v", first)
 	}
@@ -78,7 +87,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	var st statusJSON
 	nixtest.WaitFor(t, "the proposal of B", func() bool {
 		st = getStatus(t, e.base)
-		return st.Tracked == digestB && len(st.Projects) == 1 && st.Projects[0].MergeRequest != nil
+		return st.Tracked == b.Digest && len(st.Projects) == 1 && st.Projects[0].MergeRequest != nil
 	})
 	mrs := e.emu.MergeRequests("group/app")
 	if len(mrs) != 1 || mrs[0].State != "opened" {
@@ -86,26 +95,26 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	}
 	// B was seeded before it was proposed: the MR's first pipeline, which
 	// runs with image B, finds B's store.
-	if !slices.ContainsFunc(st.Seeded, func(s reconciler.Seeded) bool { return s.Digest == digestB }) {
+	if !slices.ContainsFunc(st.Seeded, func(s reconciler.Seeded) bool { return s.Digest == b.Digest }) {
 		t.Errorf("the MR exists but B is not seeded yet: %+v", st.Seeded)
 	}
-	rep := e.seedingRun(t, digestB)
-	if rep.Result != reconciler.ResultOK || !strings.Contains(rep.Reasons[0], digestB) {
+	rep := e.seedingRun(t, b.Digest)
+	if rep.Result != reconciler.ResultOK || !strings.Contains(rep.Reasons[0], b.Digest) {
 		t.Fatalf("pass seeding the proposal: %+v", rep)
 	}
-	if rep.Image != repo+"@"+digestA {
+	if rep.Image != repo+"@"+a.Digest {
 		t.Errorf("config.toml pins %q while the default branch pins A", rep.Image)
 	}
 	added := 0
-	for _, p := range pathsB {
-		if !slices.Contains(pathsA, p) {
+	for _, p := range b.Paths {
+		if !slices.Contains(a.Paths, p) {
 			added++
 		}
 	}
 	if len(rep.Commits) != 1 || rep.Commits[0].PathsAdded != added {
 		t.Errorf("commits %+v, want %d paths added", rep.Commits, added)
 	}
-	want := append(slices.Clone(pathsA), pathsB...)
+	want := append(slices.Clone(a.Paths), b.Paths...)
 	slices.Sort(want)
 	want = slices.Compact(want)
 	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
@@ -114,7 +123,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if len(rep.Commits) == 1 && (rep.Commits[0].PathsTotal != len(want) || rep.Commits[0].BytesTotal <= rep.Commits[0].BytesAdded) {
 		t.Errorf("commit totals %+v, want %d paths", rep.Commits[0], len(want))
 	}
-	restarted := e.checkRestarted(t, repo+"@"+digestA)
+	restarted := e.checkRestarted(t, repo+"@"+a.Digest)
 
 	// The merge: config.toml now pins B; the runner re-reads it and keeps
 	// running.
@@ -124,7 +133,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	// The merge's push and merge request webhooks may make one pass or
 	// two: one re-pins config.toml, none drains.
 	st = waitStatus(t, e.base, "the pass after the merge", func(s statusJSON) bool {
-		return s.Last != nil && strings.HasPrefix(s.Last.Reasons[0], "webhook: ") && s.Last.Image == repo+"@"+digestB &&
+		return s.Last != nil && strings.HasPrefix(s.Last.Reasons[0], "webhook: ") && s.Last.Image == repo+"@"+b.Digest &&
 			s.Current == nil && !s.Queued
 	})
 	repinned := 0
@@ -132,7 +141,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 		if !strings.HasPrefix(r.Reasons[0], "webhook: ") {
 			continue
 		}
-		if r.Changed && r.Image == repo+"@"+digestB {
+		if r.Changed && r.Image == repo+"@"+b.Digest {
 			repinned++
 		}
 		if r.Result == reconciler.ResultFailed {
@@ -149,7 +158,7 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	}
 	nixtest.WaitFor(t, "the stand-in to reload B", func() bool {
 		now, err := standin.ReadStatus(e.status)
-		return err == nil && now.Image == repo+"@"+digestB
+		return err == nil && now.Image == repo+"@"+b.Digest
 	})
 	if now, _ := standin.ReadStatus(e.status); now.PID != restarted.PID {
 		t.Errorf("the runner was restarted for the merge: pid %d → %d", restarted.PID, now.PID)
@@ -170,14 +179,10 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 // records and the live db) and merged again; the state no longer claims
 // it meanwhile.
 func TestLostImageSeededAgain(t *testing.T) {
-	host := nixtest.Registry(t)
-	digestA, pathsA := pushRelease(t, host, "2.24.9")
-	repo := host + "/nixos/nix"
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+digestA+"\n", func(store string) { seedStore(t, repo+"@"+digestA, store) })
-	stager, err := newStager(e.cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, rel := pushReleases(t, "2.24.9")
+	a := rel[0]
+	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+a.Digest+"\n", seeded(t, repo+"@"+a.Digest))
+	stager := e.stager(t)
 	d, err := newDaemon(e.cfg, slog.New(slog.DiscardHandler), stager)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +205,7 @@ func TestLostImageSeededAgain(t *testing.T) {
 		}
 	}
 	deleted := ""
-	for _, p := range slices.Backward(pathsA) {
+	for _, p := range slices.Backward(a.Paths) {
 		if _, err := nixtest.Run(nil, "nix-store", "--store", e.store, "--delete", p); err == nil {
 			deleted = p
 			break
@@ -211,13 +216,13 @@ func TestLostImageSeededAgain(t *testing.T) {
 	}
 
 	rep := d.rec.Once(context.Background(), manual)
-	if rep.Result != reconciler.ResultOK || !slices.Equal(rep.Lost, []string{digestA}) || !slices.Equal(rep.Seeded, []string{digestA}) {
+	if rep.Result != reconciler.ResultOK || !slices.Equal(rep.Lost, []string{a.Digest}) || !slices.Equal(rep.Seeded, []string{a.Digest}) {
 		t.Fatalf("pass after the garbage collection: %+v", rep)
 	}
 	if len(rep.Commits) != 1 || rep.Commits[0].PathsAdded != 1 {
 		t.Errorf("commits %+v, want %s added again", rep.Commits, deleted)
 	}
-	if diff := cmp.Diff(pathsA, nixtest.Verify(t, e.store)); diff != "" {
+	if diff := cmp.Diff(a.Paths, nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}
 }

@@ -20,14 +20,7 @@ import (
 func Snapshot(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
+	Walk(t, dir, func(p, rel string, fi fs.FileInfo) error {
 		sys := fi.Sys().(*syscall.Stat_t)
 		desc := fmt.Sprintf("%v %d:%d", fi.Mode(), sys.Uid, sys.Gid)
 		switch {
@@ -44,14 +37,34 @@ func Snapshot(t testing.TB, dir string) map[string]string {
 			}
 			desc += fmt.Sprintf(" %x", sha256.Sum256(b))
 		}
-		rel, _ := filepath.Rel(dir, p)
 		out[rel] = desc
 		return nil
+	})
+	return out
+}
+
+// Walk calls fn for dir and every entry below it, with its path, its path
+// relative to dir ("." for dir) and what lstat says of it; an error from
+// the walk or from fn fails the test.
+func Walk(t testing.TB, dir string, fn func(p, rel string, fi fs.FileInfo) error) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		return fn(p, rel, fi)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 // Unchanged fails the test when the tree at dir differs from before (a

@@ -60,6 +60,26 @@ func StorePath(seed, name string) string {
 	return "/nix/store/" + nixbase32.EncodeToString(sum[:20]) + "-" + name
 }
 
+// StorePath returns the absolute store path spec gives p (p's seed, or
+// the spec's).
+func (s Spec) StorePath(p Path) string {
+	seed := s.Seed
+	if p.Seed != "" {
+		seed = p.Seed
+	}
+	return StorePath(seed, p.Name)
+}
+
+// StorePaths returns the store paths of all of spec's paths, sorted.
+func (s Spec) StorePaths() []string {
+	out := make([]string, 0, len(s.Paths))
+	for _, p := range s.Paths {
+		out = append(out, s.StorePath(p))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Build writes the store of spec under root (root/nix/store, root/nix/var/nix/db)
 // and returns the registration of every path.
 func Build(root string, spec Spec) ([]Info, error) {
@@ -88,11 +108,7 @@ func WriteTrees(root string, spec Spec) ([]Info, error) {
 		if _, dup := byName[p.Name]; dup {
 			return nil, fmt.Errorf("synth: path %q listed twice", p.Name)
 		}
-		seed := spec.Seed
-		if p.Seed != "" {
-			seed = p.Seed
-		}
-		byName[p.Name] = StorePath(seed, p.Name)
+		byName[p.Name] = spec.StorePath(p)
 	}
 	expand := func(s string) string {
 		for name, sp := range byName {

@@ -35,10 +35,10 @@ type engine struct {
 
 func (e *engine) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /containers/{name}/json", e.inspect)
-	mux.HandleFunc("POST /containers/{name}/kill", e.kill)
-	mux.HandleFunc("POST /containers/{name}/wait", e.wait)
-	mux.HandleFunc("POST /containers/{name}/start", e.start)
+	mux.HandleFunc("GET /containers/{name}/json", e.known(e.inspect))
+	mux.HandleFunc("POST /containers/{name}/kill", e.known(e.kill))
+	mux.HandleFunc("POST /containers/{name}/wait", e.known(e.wait))
+	mux.HandleFunc("POST /containers/{name}/start", e.known(e.start))
 	return mux
 }
 
@@ -64,11 +64,19 @@ func (e *engine) listen(t *testing.T) string {
 	return "unix://" + sock
 }
 
-func (e *engine) record(r *http.Request) bool {
-	e.mu.Lock()
-	e.calls = append(e.calls, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
-	e.mu.Unlock()
-	return r.PathValue("name") == e.name
+// known records the call and passes it to h when it names the
+// container; any other name is not found, as dockerd answers.
+func (e *engine) known(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		e.mu.Lock()
+		e.calls = append(e.calls, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		e.mu.Unlock()
+		if r.PathValue("name") != e.name {
+			notFound(w, r.PathValue("name"))
+			return
+		}
+		h(w, r)
+	}
 }
 
 func notFound(w http.ResponseWriter, name string) {
@@ -91,10 +99,6 @@ func (e *engine) running() bool {
 }
 
 func (e *engine) inspect(w http.ResponseWriter, r *http.Request) {
-	if !e.record(r) {
-		notFound(w, r.PathValue("name"))
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	status := "created"
@@ -113,10 +117,6 @@ func (e *engine) inspect(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *engine) kill(w http.ResponseWriter, r *http.Request) {
-	if !e.record(r) {
-		notFound(w, r.PathValue("name"))
-		return
-	}
 	sig := map[string]syscall.Signal{"SIGQUIT": syscall.SIGQUIT, "SIGTERM": syscall.SIGTERM, "SIGKILL": syscall.SIGKILL, "": syscall.SIGKILL}[r.URL.Query().Get("signal")]
 	if sig == 0 {
 		http.Error(w, `{"message":"invalid signal"}`, http.StatusBadRequest)
@@ -133,10 +133,6 @@ func (e *engine) kill(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *engine) wait(w http.ResponseWriter, r *http.Request) {
-	if !e.record(r) {
-		notFound(w, r.PathValue("name"))
-		return
-	}
 	e.mu.Lock()
 	exited := e.exited
 	e.mu.Unlock()
@@ -153,10 +149,6 @@ func (e *engine) wait(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *engine) start(w http.ResponseWriter, r *http.Request) {
-	if !e.record(r) {
-		notFound(w, r.PathValue("name"))
-		return
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.running() {

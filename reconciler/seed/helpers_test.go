@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,14 +43,7 @@ type entry struct {
 func treeEntries(t *testing.T, dir, name string) []entry {
 	t.Helper()
 	var out []entry
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
+	nixtest.Walk(t, dir, func(p, rel string, fi fs.FileInfo) error {
 		link := ""
 		if fi.Mode()&fs.ModeSymlink != 0 {
 			link, _ = os.Readlink(p)
@@ -60,7 +52,6 @@ func treeEntries(t *testing.T, dir, name string) []entry {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
 		hdr.Name = name
 		if rel != "." {
 			hdr.Name += "/" + rel
@@ -77,9 +68,6 @@ func treeEntries(t *testing.T, dir, name string) []entry {
 		out = append(out, e)
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return out
 }
 

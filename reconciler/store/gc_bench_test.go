@@ -40,10 +40,10 @@ func BenchmarkGC(b *testing.B) {
 				t.Fatal(err)
 			}
 		}
-		if err := RecordImage(root, "nixos/nix@"+digestA, nil, storePaths(bigA)); err != nil {
+		if err := RecordImage(root, "nixos/nix@"+digestA, nil, bigA.StorePaths()); err != nil {
 			t.Fatal(err)
 		}
-		if err := RecordImage(root, "nixos/nix@"+digestB, nil, storePaths(bigB)); err != nil {
+		if err := RecordImage(root, "nixos/nix@"+digestB, nil, bigB.StorePaths()); err != nil {
 			t.Fatal(err)
 		}
 	}

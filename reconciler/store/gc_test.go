@@ -42,7 +42,7 @@ const gcImageA, gcImageB = "nixos/nix@", "nixos/nix@"
 // returns a fresh copy. Release A was seeded 60 days ago, B now.
 func newGCWorld(t *testing.T) *gcWorld {
 	t.Helper()
-	w := &gcWorld{a: storePaths(releaseA), b: storePaths(releaseB)}
+	w := &gcWorld{a: releaseA.StorePaths(), b: releaseB.StorePaths()}
 	w.onlyA = nixtest.Minus(w.a, w.b)[0]
 	build := func(t testing.TB, root string) {
 		nixtest.Build(t, root, releaseA)

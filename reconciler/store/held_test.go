@@ -19,7 +19,7 @@ import (
 func TestHeldImages(t *testing.T) {
 	ctx := context.Background()
 	root := template(t, "nix-A", nixStore(releaseA))
-	paths := storePaths(releaseA)
+	paths := releaseA.StorePaths()
 	const dA, dX = "sha256:aaaa", "sha256:ffff"
 	layers := []Layer{{Digest: "sha256:l1", Paths: paths[:10]}, {Digest: "sha256:l2", Paths: paths[10:]}, {Digest: "sha256:top"}}
 	if err := RecordLayers(root, "example.org/nixos/nix@"+dA, layers); err != nil {

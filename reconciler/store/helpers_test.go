@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
@@ -151,19 +150,6 @@ func dbRow(t testing.TB, root, path string) (int64, int64) {
 	var id, reg int64
 	nixtest.QueryRow(t, root, `select id, registrationTime from ValidPaths where path = ?`, []any{path}, &id, &reg)
 	return id, reg
-}
-
-func storePaths(spec synth.Spec) []string {
-	var out []string
-	for _, p := range spec.Paths {
-		seed := spec.Seed
-		if p.Seed != "" {
-			seed = p.Seed
-		}
-		out = append(out, synth.StorePath(seed, p.Name))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Bigger releases (85% shared) for random kills and benchmarks.

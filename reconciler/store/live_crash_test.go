@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -86,22 +84,12 @@ func TestLiveMergeRestoresCollected(t *testing.T) {
 	checkNoLocks(t, live)
 	// Put back with Nix's canonical metadata: dirs 0555, mtime 1.
 	for _, p := range rep.Restored {
-		err := filepath.WalkDir(live+p, func(q string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			info, err := os.Lstat(q)
-			if err != nil {
-				return err
-			}
-			if info.ModTime().Unix() != 1 || (d.IsDir() && info.Mode().Perm() != 0o555) {
+		nixtest.Walk(t, live+p, func(q, _ string, info fs.FileInfo) error {
+			if info.ModTime().Unix() != 1 || (info.IsDir() && info.Mode().Perm() != 0o555) {
 				t.Errorf("restored %s: mode %v, mtime %v", q, info.Mode(), info.ModTime())
 			}
 			return nil
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

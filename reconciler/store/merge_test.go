@@ -26,7 +26,7 @@ func TestMergeKeepsCache(t *testing.T) {
 	oldPaths := nixtest.Paths(t, live)
 	imagePaths := nixtest.Paths(t, staged)
 	wantRefs := nixtest.RefsOf(t, staged, imagePaths)
-	shared := storePaths(releaseA)[0]
+	shared := releaseA.StorePaths()[0]
 	idBefore, regBefore := dbRow(t, live, shared)
 
 	var progress bytes.Buffer
@@ -101,7 +101,7 @@ func TestMergeDryRun(t *testing.T) {
 		t.Errorf("the dry run wrote %d bytes to the -wal", fi.Size())
 	}
 	nixtest.Unchanged(t, staged, stagedBefore, staged)
-	want := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))
+	want := nixtest.Minus(releaseB.StorePaths(), releaseA.StorePaths())
 	if diff := cmp.Diff(want, rep.Added); diff != "" || !rep.DryRun || rep.AddedBytes <= 0 {
 		t.Errorf("dry run report: dry %v, %d bytes, added (-want +got):\n%s", rep.DryRun, rep.AddedBytes, diff)
 	}
@@ -164,7 +164,7 @@ func TestMergeRefusesSchema(t *testing.T) {
 func TestMergeHashConflict(t *testing.T) {
 	live := template(t, "go-a", goStore(releaseA))
 	staged := template(t, "go-b", goStore(releaseB))
-	shared := storePaths(releaseA)[2]
+	shared := releaseA.StorePaths()[2]
 	const fake = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 	nixtest.ExecSQL(t, staged, `update ValidPaths set hash = ? where path = ?`, fake, shared)
 	rep, err := Merge(context.Background(), live, staged, MergeOptions{})
@@ -185,7 +185,7 @@ func TestMergeHashConflict(t *testing.T) {
 // TestMergeRefusesBrokenImage stops before any change when the image store
 // is inconsistent.
 func TestMergeRefusesBrokenImage(t *testing.T) {
-	newPath := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))[0]
+	newPath := nixtest.Minus(releaseB.StorePaths(), releaseA.StorePaths())[0]
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, staged string)
@@ -247,7 +247,7 @@ func TestMergeRefusesOtherFilesystem(t *testing.T) {
 func TestMergeCopiesRows(t *testing.T) {
 	live := template(t, "go-a", goStore(releaseA))
 	staged := template(t, "go-b", goStore(releaseB))
-	added := nixtest.Minus(storePaths(releaseB), storePaths(releaseA))
+	added := nixtest.Minus(releaseB.StorePaths(), releaseA.StorePaths())
 	drv, out := added[0], added[1]
 	nixtest.ExecSQL(t, staged, `update ValidPaths set deriver = '/nix/store/00000000000000000000000000000000-x.drv', ultimate = 1,
 		sigs = 'cache.example.org-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==', ca = 'fixed:r:sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s', registrationTime = 1700000000 where path = ?`, drv)

@@ -93,7 +93,7 @@ func TestMergeWAL(t *testing.T) {
 	}
 	conn.Close()
 	got := nixtest.Verify(t, live)
-	want := nixtest.Union(storePaths(releaseA), storePaths(releaseB), []string{killed, open})
+	want := nixtest.Union(releaseA.StorePaths(), releaseB.StorePaths(), []string{killed, open})
 	if !slices.Equal(want, got) {
 		t.Errorf("valid paths: %d, want %d (old, new and both WAL rows)", len(got), len(want))
 	}
