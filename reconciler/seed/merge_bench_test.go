@@ -2,6 +2,8 @@ package seed_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,10 +21,10 @@ import (
 )
 
 // benchRelease is a nixos/nix-shaped release: 100 store paths (one layer
-// each, 32 MB in all), 85 of them shared with the other release of the
-// same base.
+// each, 10,000 files, 300 MB in all, as a nixos/nix image holds), 85 of
+// them shared with the other release of the same base.
 func benchRelease(version, base string, shared int) synth.Spec {
-	return synth.Release(synth.ReleaseOptions{Version: version, Paths: 100, Shared: shared, Base: base, FilesPerPath: 10, FileSize: 32 << 10})
+	return synth.Release(synth.ReleaseOptions{Version: version, Paths: 100, Shared: shared, Base: base, FilesPerPath: 100, FileSize: 30_000})
 }
 
 // extraPaths are 100 small paths that make a live store bigger: what
@@ -36,15 +38,22 @@ func extraPaths(i int) synth.Spec {
 // (a) into an empty dir (fresh: pull, extract and verify all 100 layers,
 // install), (b) into a store holding the previous release, which shares
 // 85% of the paths (merge: pull and verify the 15 new layers and the db
-// layer, then store.Merge), and (c) the same merge into a store that
-// registers 10× as many paths (the previous release plus 900 more). Each seed is timed whole,
-// staging included; the copies of the live store that each iteration
-// starts from are made and flushed to disk outside the timing.
+// layer, then store.Merge), (c) the same merge into a store that
+// registers 10× as many paths (the previous release plus 900 more), and
+// the merge of the same layers in images without history comments (d)
+// into a store whose layer records hydrafy made when it seeded the
+// previous release and (e) into a store seeded by other means, which has
+// no layer records. Each seed is a process of its own, timed whole; the
+// copies of the live store that each iteration starts from are made and
+// flushed to disk outside the timing, and the kinds take turns at going
+// first.
 //
 // Metrics, medians over the iterations (a shared machine's disk makes
 // single runs noisy): fresh-ms, merge-ms, merge10x-ms (whole seed),
-// commit-ms and commit10x-ms (store.Merge alone, lock to commit), and the
-// ratios merge/fresh and merge10x/merge of those medians.
+// commit-ms and commit10x-ms (store.Merge alone, lock to commit), the
+// ratios of each kind's median to the fresh seed's, of its slowest run
+// (-max) and of its first run (-first: what the first merge of a series
+// costs), and merge10x/merge.
 func BenchmarkSeedMerge(b *testing.B) {
 	ctx := context.Background()
 	tmp := b.TempDir()
@@ -78,6 +87,12 @@ func BenchmarkSeedMerge(b *testing.B) {
 	if _, err := seed.Seed(ctx, oldPlain, seed.Options{Store: live1plain}); err != nil {
 		b.Fatal(err)
 	}
+	// The same store, seeded by other means: no layer records at all.
+	bare := filepath.Join(tmp, "bare")
+	cp(b, live1plain, bare)
+	if err := os.RemoveAll(filepath.Join(bare, ".hydrafy")); err != nil {
+		b.Fatal(err)
+	}
 	live10 := filepath.Join(tmp, "live10")
 	cp(b, live1, live10)
 	for i := range 9 {
@@ -96,59 +111,40 @@ func BenchmarkSeedMerge(b *testing.B) {
 		b.Fatalf("the 10× store holds %d paths", n)
 	}
 
-	var runRef func(ref, dir string) (*seed.Result, time.Duration)
-	var fresh, merge1, merge10, mergePlain, commit1, commit10 []time.Duration
-	run := func(dir string) (*seed.Result, time.Duration) {
-		return runRef(newRef, dir)
+	kinds := []struct {
+		name, ref, from string
+		skipped         int
+	}{
+		{"fresh", newRef, "", 0},
+		{"merge", newRef, live1, 85},
+		{"merge10x", newRef, live10, 85},
+		{"merge-nohistory", newPlain, live1plain, 85},
+		{"merge-norecords", newPlain, bare, 0},
 	}
-	runRef = func(ref, dir string) (*seed.Result, time.Duration) {
-		unix.Sync()
-		start := time.Now()
-		res, err := seed.Seed(ctx, ref, seed.Options{Store: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return res, time.Since(start)
-	}
+	took, commit := map[string][]time.Duration{}, map[string][]time.Duration{}
 	b.ResetTimer()
 	for i := range b.N {
 		it := filepath.Join(tmp, fmt.Sprintf("it%d", i))
 		if err := os.Mkdir(it, 0o755); err != nil {
 			b.Fatal(err)
 		}
-		res, d := run(filepath.Join(it, "fresh"))
-		if res.How != seed.Fresh || res.Paths != 100 {
-			b.Fatalf("fresh seed: %+v", res)
-		}
-		fresh = append(fresh, d)
-
-		// The merges take turns at going first.
-		for k := range 3 {
-			switch (i + k) % 3 {
-			case 2:
-				cp(b, live1plain, filepath.Join(it, "plain"))
-				res, d = runRef(newPlain, filepath.Join(it, "plain"))
-				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
-					b.Fatalf("merge without history comments: %+v", res)
-				}
-				mergePlain = append(mergePlain, d)
-			case 0:
-				cp(b, live1, filepath.Join(it, "merge"))
-				res, d = run(filepath.Join(it, "merge"))
-				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
-					b.Fatalf("merge: %+v", res)
-				}
-				merge1 = append(merge1, d)
-				commit1 = append(commit1, res.Merge.Duration)
-			default:
-				cp(b, live10, filepath.Join(it, "merge10"))
-				res, d = run(filepath.Join(it, "merge10"))
-				if res.How != seed.Merged || len(res.Merge.Added) != 15 || res.LayersSkipped != 85 {
-					b.Fatalf("merge into the 10× store: %+v", res)
-				}
-				merge10 = append(merge10, d)
-				commit10 = append(commit10, res.Merge.Duration)
+		for k := range kinds {
+			kind := kinds[(i+k)%len(kinds)]
+			dir := filepath.Join(it, kind.name)
+			if kind.from != "" {
+				cp(b, kind.from, dir)
 			}
+			unix.Sync()
+			res, d := seedProcess(b, kind.ref, dir)
+			want := seed.Merged
+			if kind.from == "" {
+				want = seed.Fresh
+			}
+			if res.How != want || want == seed.Merged && (res.Added != 15 || res.LayersSkipped != kind.skipped) || want == seed.Fresh && res.Paths != 100 {
+				b.Fatalf("%s: %+v", kind.name, res)
+			}
+			took[kind.name] = append(took[kind.name], d)
+			commit[kind.name] = append(commit[kind.name], res.Commit)
 		}
 		if out, err := exec.Command("rm", "-rf", it).CombinedOutput(); err != nil {
 			b.Fatalf("removing %s: %v %s", it, err, out)
@@ -156,16 +152,48 @@ func BenchmarkSeedMerge(b *testing.B) {
 	}
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-	b.ReportMetric(ms(median(fresh)), "fresh-ms")
-	b.ReportMetric(ms(median(merge1)), "merge-ms")
-	b.ReportMetric(ms(median(merge10)), "merge10x-ms")
-	b.ReportMetric(ms(median(commit1)), "commit-ms")
-	b.ReportMetric(ms(median(commit10)), "commit10x-ms")
-	b.ReportMetric(float64(median(merge1))/float64(median(fresh)), "merge/fresh")
-	b.ReportMetric(float64(median(mergePlain))/float64(median(fresh)), "merge-nohistory/fresh")
-	b.ReportMetric(float64(slices.Max(mergePlain))/float64(median(fresh)), "merge-nohistory-max/fresh")
-	b.ReportMetric(float64(slices.Max(merge1))/float64(median(fresh)), "merge-max/fresh")
-	b.ReportMetric(float64(median(merge10))/float64(median(merge1)), "merge10x/merge")
+	fresh := float64(median(took["fresh"]))
+	b.ReportMetric(ms(median(took["fresh"])), "fresh-ms")
+	b.ReportMetric(ms(median(took["merge"])), "merge-ms")
+	b.ReportMetric(ms(median(took["merge10x"])), "merge10x-ms")
+	b.ReportMetric(ms(median(commit["merge"])), "commit-ms")
+	b.ReportMetric(ms(median(commit["merge10x"])), "commit10x-ms")
+	for _, k := range kinds[1:] {
+		b.ReportMetric(float64(median(took[k.name]))/fresh, k.name+"/fresh")
+		b.ReportMetric(float64(slices.Max(took[k.name]))/fresh, k.name+"-max/fresh")
+		b.ReportMetric(float64(took[k.name][0])/fresh, k.name+"-first/fresh")
+	}
+	b.ReportMetric(float64(median(took["merge10x"]))/float64(median(took["merge"])), "merge10x/merge")
+}
+
+// seeded is what a seed process reports.
+type seeded struct {
+	How           seed.How
+	Paths, Added  int
+	LayersSkipped int
+	Commit        time.Duration // the merge's, lock to commit
+}
+
+// seedProcess runs `hydrafy seed ref` into dir as a process of its own
+// (this test binary's child) and returns its report and wall time.
+func seedProcess(b *testing.B, ref, dir string) (seeded, time.Duration) {
+	b.Helper()
+	cmd := nixtest.Command("seed-report", childRef+"="+ref, childDir+"="+dir)
+	start := time.Now()
+	out, err := cmd.Output()
+	d := time.Since(start)
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			b.Fatalf("seed %s: %v: %s", ref, err, ee.Stderr)
+		}
+		b.Fatal(err)
+	}
+	var r seeded
+	if err := json.Unmarshal(out, &r); err != nil {
+		b.Fatalf("seed %s printed %q: %v", ref, out, err)
+	}
+	return r, d
 }
 
 func median(ds []time.Duration) time.Duration {
