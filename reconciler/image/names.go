@@ -2,7 +2,6 @@ package image
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -22,10 +21,6 @@ func splitName(name string) ([]string, error) {
 	}
 	return comps, nil
 }
-
-// storeName matches a store path's name: 32 nixbase32 characters, a dash
-// and a name of the characters Nix allows.
-var storeName = regexp.MustCompile(`^[0123456789abcdfghijklmnpqrsvwxyz]{32}-[A-Za-z0-9+\-._?=]+$`)
 
 // skeleton are the directories that the staging dir provides itself. An
 // image may list them as directories; as anything else they would redirect

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
 // maxDirFds bounds the directory handles one store path keeps open.
@@ -27,8 +29,9 @@ func (lx *layerExtract) store(hdr *tar.Header, name string, relComps []string, r
 	if strings.HasPrefix(name, ".") {
 		return nil // .links and other store internals are no store paths
 	}
-	if !storeName.MatchString(name) {
-		return fmt.Errorf("entry %q: %q is not a store path name", hdr.Name, name)
+	// The same rule as the image db's rows: what Nix takes for a store path.
+	if err := store.CheckStorePath("/nix/store/" + name); err != nil {
+		return fmt.Errorf("entry %q: %w", hdr.Name, err)
 	}
 	if lx.valid[name] {
 		return nil // the live store holds it: not written, not hashed

@@ -246,7 +246,19 @@ func TestHostileEntries(t *testing.T) {
 		{
 			name:    "not a store path name",
 			layers:  func(string) layers { return layers{append(f.h(), reg("/nix/store/pwned", "x", 0o644))} },
-			wantErr: "not a store path name",
+			wantErr: "too short to be a valid store path",
+		},
+		{
+			name: "store path name longer than Nix allows",
+			layers: func(string) layers {
+				return layers{append(f.h(), reg("/nix/store/"+strings.Repeat("0", 32)+"-"+strings.Repeat("a", 212)+"/x", "x", 0o644))}
+			},
+			wantErr: "longer than 211 characters",
+		},
+		{
+			name:    "store path name Nix refuses",
+			layers:  func(string) layers { return layers{append(f.h(), reg("/nix/store/"+strings.Repeat("0", 32)+"-..-x/y", "x", 0o644))} },
+			wantErr: "first dash-separated component",
 		},
 		// Dropped or normalised: the seed succeeds without them.
 		{
