@@ -256,8 +256,10 @@ func TestHostileEntries(t *testing.T) {
 			wantErr: "longer than 211 characters",
 		},
 		{
-			name:    "store path name Nix refuses",
-			layers:  func(string) layers { return layers{append(f.h(), reg("/nix/store/"+strings.Repeat("0", 32)+"-..-x/y", "x", 0o644))} },
+			name: "store path name Nix refuses",
+			layers: func(string) layers {
+				return layers{append(f.h(), reg("/nix/store/"+strings.Repeat("0", 32)+"-..-x/y", "x", 0o644))}
+			},
 			wantErr: "first dash-separated component",
 		},
 		// Dropped or normalised: the seed succeeds without them.
