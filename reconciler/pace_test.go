@@ -79,9 +79,7 @@ func TestPassCountsGitLabRequests(t *testing.T) {
 	g := nixtest.NewGitLab(t, gitlabemu.Options{})
 	emu := g.Emu
 	for _, p := range []string{"group/a", "group/b", "group/c"} {
-		if _, err := emu.AddProject(p, "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"}); err != nil {
-			t.Fatal(err)
-		}
+		g.Project(t, p, map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"})
 	}
 	var observed atomic.Int64
 	var throttled atomic.Int64

@@ -21,9 +21,7 @@ import (
 func TestGitLabClientHonoursRetryAfter(t *testing.T) {
 	gl := nixtest.NewGitLab(t, gitlabemu.Options{})
 	emu := gl.Emu
-	if _, err := emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"}); err != nil {
-		t.Fatal(err)
-	}
+	gl.Project(t, "group/app", map[string]string{".gitlab-ci.yml": "image: nixos/nix\n"})
 	cfg := config.Default()
 	cfg.GitLab.URL = gl.URL
 	cfg.GitLab.Token = config.Secret(gl.Token)

@@ -51,9 +51,7 @@ func benchLoad(b *testing.B) {
 	defer cancel()
 	gl := nixtest.NewGitLab(b, gitlabemu.Options{})
 	emu := gl.Emu
-	if _, err := emu.AddProject("group/app", "main", map[string]string{".gitlab-ci.yml": "build:\n  image: nixos/nix:latest\n"}); err != nil {
-		b.Fatal(err)
-	}
+	gl.Project(b, "group/app", map[string]string{".gitlab-ci.yml": "build:\n  image: nixos/nix:latest\n"})
 
 	dir := b.TempDir()
 	addr := freeLoopbackAddr(b)

@@ -12,14 +12,11 @@ import (
 
 func TestCommandControlDrainsTheStandin(t *testing.T) {
 	f := newStandinFiles(t)
-	r, err := New(Options{
+	r := newRunner(t, Options{
 		Control:      "command",
 		StopCommand:  f.StopArgs(),
 		StartCommand: f.StartArgs("-jobs=-1", "-job-duration=300ms"),
 	}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := testContext(t)
 	if err := r.ctl.preflight(ctx); err != nil {
 		t.Fatal(err)
@@ -67,11 +64,8 @@ func TestCommandControlFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(Options{Control: "command", StopCommand: tt.stop, StartCommand: []string{"true"}}, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = r.Stop(testContext(t))
+			r := newRunner(t, Options{Control: "command", StopCommand: tt.stop, StartCommand: []string{"true"}}, nil, nil)
+			err := r.Stop(testContext(t))
 			if err == nil {
 				t.Fatal("Stop succeeded")
 			}
@@ -118,10 +112,7 @@ func TestCommandHidesSecrets(t *testing.T) {
 	t.Setenv("HYDRAFY_WEBHOOK_SECRET", "hook-secret-value")
 	t.Setenv("KEEP_ME", "visible")
 	out := filepath.Join(t.TempDir(), "env")
-	r, err := New(Options{Control: "command", StopCommand: []string{"true"}, StartCommand: []string{"sh", "-c", "env > " + out}}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "command", StopCommand: []string{"true"}, StartCommand: []string{"sh", "-c", "env > " + out}}, nil, nil)
 	if err := r.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,7 @@ const (
 
 func newConfigRunner(t *testing.T, file, name string, pin bool) *Runner {
 	t.Helper()
-	r, err := New(Options{Control: "none", ConfigFile: file, Name: name, PinImage: pin}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "none", ConfigFile: file, Name: name, PinImage: pin}, nil, nil)
 	return r
 }
 
@@ -208,11 +205,8 @@ func TestPreflightChecksConfig(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.config), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			r, err := New(Options{Control: "none", ConfigFile: file, Name: tt.runner, ID: 7, PinImage: true}, gitlabClientForPreflight(t), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = r.Preflight(testContext(t))
+			r := newRunner(t, Options{Control: "none", ConfigFile: file, Name: tt.runner, ID: 7, PinImage: true}, gitlabClientForPreflight(t), nil)
+			err := r.Preflight(testContext(t))
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatal(err)

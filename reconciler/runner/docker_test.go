@@ -184,10 +184,7 @@ func TestDockerControlDrainsTheStandin(t *testing.T) {
 		stopSignal: "SIGQUIT",
 		restart:    "always",
 	}
-	r, err := New(Options{Control: "docker", Container: "gitlab-runner", DockerHost: e.listen(t)}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "docker", Container: "gitlab-runner", DockerHost: e.listen(t)}, nil, nil)
 	ctx := testContext(t)
 	if up, err := r.Running(ctx); err != nil || up {
 		t.Fatalf("Running = %v, %v before Start", up, err)
@@ -249,11 +246,8 @@ func TestDockerPreflight(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &engine{name: "gitlab-runner", stopSignal: tt.stopSignal, restart: tt.restart}
-			r, err := New(Options{Control: "docker", Container: tt.container, DockerHost: e.listen(t)}, nil, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = r.ctl.preflight(testContext(t))
+			r := newRunner(t, Options{Control: "docker", Container: tt.container, DockerHost: e.listen(t)}, nil, nil)
+			err := r.ctl.preflight(testContext(t))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -20,10 +20,7 @@ func TestPauseAndUnpauseResolveTheIDOnce(t *testing.T) {
 	emu.AddRunner("other", "glrt-other")
 	id := emu.AddRunner("build host", runnerToken)
 	log, logs := newLog()
-	r, err := New(Options{Control: "none", Token: runnerToken}, gl, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "none", Token: runnerToken}, gl, log)
 	ctx := testContext(t)
 	if err := r.Preflight(ctx); err != nil {
 		t.Fatal(err)
@@ -56,14 +53,10 @@ func TestPauseAndUnpauseResolveTheIDOnce(t *testing.T) {
 }
 
 func TestPauseWithConfiguredIDAndBadToken(t *testing.T) {
-	emu, gl := newGitLab(t)
-	id := emu.AddRunner("build host", runnerToken)
+	emu, gl, id, _ := buildHost(t)
 	ctx := testContext(t)
 
-	r, err := New(Options{Control: "none", ID: int(id)}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "none", ID: int(id)}, gl, nil)
 	if err := r.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +75,7 @@ func TestPauseWithConfiguredIDAndBadToken(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := New(tt.opts, gl, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = r.Unpause(ctx)
+			err := newRunner(t, tt.opts, gl, nil).Unpause(ctx)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
 			}
@@ -99,30 +88,16 @@ func TestPauseWithConfiguredIDAndBadToken(t *testing.T) {
 		t.Error("a failed unpause of another runner unpaused this one")
 	}
 
-	r, err = New(Options{Control: "none", ID: int(id)}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r = newRunner(t, Options{Control: "none", ID: int(id)}, nil, nil)
 	if err := r.Pause(ctx); !errors.Is(err, ErrNoGitLab) {
 		t.Errorf("Pause without GitLab client: %v", err)
 	}
 }
 
 func TestWaitIdleWaitsForRunningJobs(t *testing.T) {
-	emu, gl := newGitLab(t)
-	id := emu.AddRunner("build host", runnerToken)
-	j1, err := emu.StartJob(id, "build")
-	if err != nil {
-		t.Fatal(err)
-	}
-	j2, err := emu.StartJob(id, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Control: "none", Token: runnerToken, DrainTimeout: time.Minute, PollInterval: 10 * time.Millisecond}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, gl, id, jobs := buildHost(t, "build", "test")
+	j1, j2 := jobs[0], jobs[1]
+	r := newRunner(t, Options{Control: "none", Token: runnerToken, DrainTimeout: time.Minute, PollInterval: 10 * time.Millisecond}, gl, nil)
 	ctx := testContext(t)
 	if err := r.Pause(ctx); err != nil {
 		t.Fatal(err)
@@ -176,21 +151,13 @@ func waitForListings(t *testing.T, emu *gitlabemu.Server, id int64, n int) {
 }
 
 func TestWaitIdleDrainTimeoutNamesTheJobs(t *testing.T) {
-	emu, gl := newGitLab(t)
-	id := emu.AddRunner("build host", runnerToken)
-	j, err := emu.StartJob(id, "build-cuda")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Options{Control: "none", ID: int(id), DrainTimeout: 100 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.WaitIdle(testContext(t))
+	_, gl, id, jobs := buildHost(t, "build-cuda")
+	r := newRunner(t, Options{Control: "none", ID: int(id), DrainTimeout: 100 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
+	err := r.WaitIdle(testContext(t))
 	if !errors.Is(err, ErrDrainTimeout) {
 		t.Fatalf("err = %v, want ErrDrainTimeout", err)
 	}
-	if want := fmt.Sprintf("job %d build-cuda", j); !strings.Contains(err.Error(), want) {
+	if want := fmt.Sprintf("job %d build-cuda", jobs[0]); !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not name %q", err, want)
 	}
 }
@@ -198,17 +165,13 @@ func TestWaitIdleDrainTimeoutNamesTheJobs(t *testing.T) {
 // TestWaitIdleReadsRunnerMetrics: GitLab lists no job (it may lag), but the
 // runner's own gitlab_runner_jobs gauge shows one; WaitIdle waits for it.
 func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
-	emu, gl := newGitLab(t)
-	id := emu.AddRunner("build host", runnerToken)
+	_, gl, id, _ := buildHost(t)
 	f := newStandinFiles(t)
 	if err := os.WriteFile(f.Config, []byte("listen_address = \"127.0.0.1:0\"\n[[runners]]\n  name = \"nix\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	start, err := New(Options{Control: "command", StopCommand: f.StopArgs(),
+	start := newRunner(t, Options{Control: "command", StopCommand: f.StopArgs(),
 		StartCommand: f.StartArgs("-jobs=1", "-job-duration=3s")}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := testContext(t)
 	if err := start.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -217,19 +180,13 @@ func TestWaitIdleReadsRunnerMetrics(t *testing.T) {
 	st := f.Wait(t, "its metrics server and its job", func(s standin.Status) bool { return s.MetricsAddr != "" && s.JobsRunning == 1 })
 	metrics := "http://" + st.MetricsAddr + "/metrics"
 
-	short, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = short.WaitIdle(ctx)
+	short := newRunner(t, Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: 200 * time.Millisecond, PollInterval: 10 * time.Millisecond}, gl, nil)
+	err := short.WaitIdle(ctx)
 	if !errors.Is(err, ErrDrainTimeout) || !strings.Contains(err.Error(), "1 jobs by the runner's gitlab_runner_jobs metric") {
 		t.Fatalf("err = %v, want a drain timeout naming the metric", err)
 	}
 
-	r, err := New(Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: time.Minute, PollInterval: 10 * time.Millisecond}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "none", ID: int(id), MetricsURL: metrics, DrainTimeout: time.Minute, PollInterval: 10 * time.Millisecond}, gl, nil)
 	if err := r.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -259,18 +216,13 @@ gitlab_runner_jobs_running_total 7
 }
 
 func TestRunningJobsFollowsPages(t *testing.T) {
-	emu, gl := newGitLab(t)
-	id := emu.AddRunner("build host", runnerToken)
 	const n = 105 // more than one page of 100
+	var names []string
 	for i := range n {
-		if _, err := emu.StartJob(id, fmt.Sprintf("job-%d", i)); err != nil {
-			t.Fatal(err)
-		}
+		names = append(names, fmt.Sprintf("job-%d", i))
 	}
-	r, err := New(Options{Control: "none", ID: int(id)}, gl, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, gl, id, _ := buildHost(t, names...)
+	r := newRunner(t, Options{Control: "none", ID: int(id)}, gl, nil)
 	busy, err := r.busy(testContext(t), int(id))
 	if err != nil {
 		t.Fatal(err)

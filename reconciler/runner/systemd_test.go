@@ -63,10 +63,7 @@ func readCalls(t *testing.T, file string) []string {
 func TestSystemdRefusesUnitThatAbortsJobs(t *testing.T) {
 	f := newStandinFiles(t)
 	systemctl, calls := fakeSystemctl(t, f, 15)
-	r, err := New(Options{Control: "systemd", Systemctl: systemctl}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "systemd", Systemctl: systemctl}, nil, nil)
 	ctx := testContext(t)
 	for name, call := range map[string]func() error{
 		"Preflight": func() error { return r.ctl.preflight(ctx) },
@@ -92,10 +89,7 @@ func TestSystemdRefusesUnitThatAbortsJobs(t *testing.T) {
 func TestSystemdDrainsTheStandin(t *testing.T) {
 	f := newStandinFiles(t)
 	systemctl, calls := fakeSystemctl(t, f, 3)
-	r, err := New(Options{Control: "systemd", Systemctl: systemctl, Unit: "runner.service", DrainTimeout: time.Hour}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newRunner(t, Options{Control: "systemd", Systemctl: systemctl, Unit: "runner.service", DrainTimeout: time.Hour}, nil, nil)
 	ctx := testContext(t)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,15 +24,8 @@ func TestHeldImages(t *testing.T) {
 	if err := RecordLayers(root, "example.org/nixos/nix@"+dA, layers); err != nil {
 		t.Fatal(err)
 	}
-	// A job holds the big-lock shared, as every Nix process does.
-	job, err := os.OpenFile(filepath.Join(dbPath(root), "big-lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer job.Close()
-	if err := syscall.Flock(int(job.Fd()), syscall.LOCK_SH); err != nil {
-		t.Fatal(err)
-	}
+	// A job's Nix holds the store open (the big-lock shared) throughout.
+	defer nixtest.HoldStore(t, root)()
 
 	check := func(when string, want map[string]bool) {
 		t.Helper()

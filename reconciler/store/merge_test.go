@@ -20,12 +20,9 @@ import (
 // valid, B's references are the image's, and rows already valid are kept.
 func TestMergeKeepsCache(t *testing.T) {
 	ctx := context.Background()
-	live := template(t, "nix-a", nixStore(releaseA))
-	staged := template(t, "nix-b", nixStore(releaseB))
-	cache := []string{nixtest.AddResult(t, live, "hello", nixtest.ResultOptions{}), nixtest.AddResult(t, live, "cuda-stub", nixtest.ResultOptions{})}
-	oldPaths := nixtest.Paths(t, live)
-	imagePaths := nixtest.Paths(t, staged)
-	wantRefs := nixtest.RefsOf(t, staged, imagePaths)
+	m := abMerge(t)
+	live, staged := m.live, m.staged
+	cache := []string{m.addToLive(t, "hello"), m.addToLive(t, "cuda-stub")}
 	shared := releaseA.StorePaths()[0]
 	idBefore, regBefore := dbRow(t, live, shared)
 
@@ -35,7 +32,7 @@ func TestMergeKeepsCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := nixtest.Verify(t, live)
-	if diff := cmp.Diff(nixtest.Union(oldPaths, imagePaths), got); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(m.old, m.image), got); diff != "" {
 		t.Errorf("valid paths after merge (-want +got):\n%s", diff)
 	}
 	for _, p := range cache {
@@ -43,10 +40,10 @@ func TestMergeKeepsCache(t *testing.T) {
 			t.Errorf("cache path %s lost: %v", p, err)
 		}
 	}
-	if diff := cmp.Diff(wantRefs, nixtest.RefsOf(t, live, imagePaths)); diff != "" {
+	if diff := cmp.Diff(m.wantRefs, nixtest.RefsOf(t, live, m.image)); diff != "" {
 		t.Errorf("references of image paths (-image +live):\n%s", diff)
 	}
-	wantAdded := nixtest.Minus(imagePaths, oldPaths)
+	wantAdded := m.adding()
 	if diff := cmp.Diff(wantAdded, rep.Added); diff != "" {
 		t.Errorf("report.Added (-want +got):\n%s", diff)
 	}
@@ -68,8 +65,8 @@ func TestMergeKeepsCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Added) != 0 || rep.AlreadyValid != len(imagePaths) {
-		t.Errorf("second merge: %d added, %d already valid; want 0 and %d", len(rep.Added), rep.AlreadyValid, len(imagePaths))
+	if len(rep.Added) != 0 || rep.AlreadyValid != len(m.image) {
+		t.Errorf("second merge: %d added, %d already valid; want 0 and %d", len(rep.Added), rep.AlreadyValid, len(m.image))
 	}
 	nixtest.Verify(t, live)
 }
