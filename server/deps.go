@@ -38,9 +38,12 @@ type WatchResult struct {
 // MergeRequest is the proposer's merge request in one project.
 type MergeRequest struct {
 	Project string `json:"project"`
-	IID     int    `json:"iid"`
-	URL     string `json:"url,omitempty"`
-	// Action is "opened", "updated" or "unchanged".
+	// IID and URL name the open merge request; none when the project is
+	// up to date.
+	IID int    `json:"iid,omitempty"`
+	URL string `json:"url,omitempty"`
+	// Action is "opened", "updated", "unchanged" or "up-to-date" (the
+	// default branch pins the digest already).
 	Action string `json:"action"`
 	// LastMerged is the project's most recently merged proposal, when
 	// there is one: after a merge, the project is "up-to-date" and this

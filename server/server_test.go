@@ -265,12 +265,17 @@ func TestResyncRunsWatchPass(t *testing.T) {
 		t.Fatalf("POST /resync?watch=1: %d %s (%v)", code, body, err)
 	}
 	var st statusDoc
-	if err := json.Unmarshal([]byte(get(t, ts.URL+"/status", 200)), &st); err != nil {
+	doc := get(t, ts.URL+"/status", 200)
+	if err := json.Unmarshal([]byte(doc), &st); err != nil {
 		t.Fatal(err)
 	}
 	mr := st.Projects[0].MergeRequest
 	if mr == nil || mr.LastMerged == nil || mr.LastMerged.IID != 4 || !mr.LastMerged.MergedAt.Equal(merged) {
 		t.Errorf("status project %+v", st.Projects[0])
+	}
+	// An up-to-date project has no open merge request to name.
+	if strings.Contains(doc, `"iid":0`) {
+		t.Errorf("/status names merge request 0: %s", doc)
 	}
 }
 
