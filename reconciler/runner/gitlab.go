@@ -7,7 +7,15 @@ import (
 	"net/http"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"gitlab.com/hydrafy/hydrafy/internal/glerr"
 )
+
+// need is what pausing and reading the runner ask of the token.
+var need = glerr.Need{
+	Scope: "the manage_runner scope (or api)",
+	Role:  "to manage the runner: a maintainer of the project or owner of the group it is registered to, or an administrator",
+}
 
 // Pause stops GitLab from assigning new jobs to the runner.
 func (r *Runner) Pause(ctx context.Context) error {
@@ -28,7 +36,7 @@ func (r *Runner) Paused(ctx context.Context) (bool, error) {
 	}
 	d, _, err := r.gl.Runners.GetRunnerDetails(id, gitlab.WithContext(ctx))
 	if err != nil {
-		return false, fmt.Errorf("reading runner %d: %w", id, err)
+		return false, glerr.Explain(fmt.Sprintf("reading runner %d", id), err, need)
 	}
 	return d.Paused, nil
 }
@@ -41,7 +49,7 @@ func (r *Runner) setPaused(ctx context.Context, paused bool) error {
 	}
 	_, _, err = r.gl.Runners.UpdateRunnerDetails(id, &gitlab.UpdateRunnerDetailsOptions{Paused: gitlab.Ptr(paused)}, gitlab.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("%s runner %d: %w", action, id, err)
+		return glerr.Explain(fmt.Sprintf("%s runner %d", action, id), err, need)
 	}
 	r.log.Info("runner "+map[bool]string{true: "paused", false: "unpaused"}[paused], "runner_id", id)
 	return nil
@@ -72,7 +80,11 @@ func (r *Runner) runnerID(ctx context.Context) (int, error) {
 	if _, err := r.gl.Do(req, &v); err != nil {
 		// The error carries GitLab's answer, never the token, which travels
 		// in the request body.
-		return 0, fmt.Errorf("verifying runner token: %w", err)
+		var er *gitlab.ErrorResponse
+		if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusForbidden {
+			return 0, fmt.Errorf("verifying runner token: GitLab does not know it (403): check the runner's authentication token (glrt-…), or set the runner id")
+		}
+		return 0, glerr.Explain("verifying runner token", err, need)
 	}
 	if v.ID == 0 {
 		return 0, errors.New("verifying runner token: GitLab did not return the runner id (GitLab before 15.10?): set the runner id")

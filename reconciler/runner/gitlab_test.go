@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
+	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 	"gitlab.com/hydrafy/hydrafy/internal/standin"
 )
 
@@ -69,7 +70,7 @@ func TestPauseWithConfiguredIDAndBadToken(t *testing.T) {
 		opts    Options
 		wantErr string
 	}{
-		{"wrong token", Options{Control: "none", Token: "glrt-wrong-value"}, "403"},
+		{"wrong token", Options{Control: "none", Token: "glrt-wrong-value"}, "GitLab does not know it (403): check the runner's authentication token"},
 		{"no id and no token", Options{Control: "none"}, "runner id unknown"},
 		{"unknown id", Options{Control: "none", ID: 999}, "404"},
 	}
@@ -91,6 +92,23 @@ func TestPauseWithConfiguredIDAndBadToken(t *testing.T) {
 	r = newRunner(t, Options{Control: "none", ID: int(id)}, nil, nil)
 	if err := r.Pause(ctx); !errors.Is(err, ErrNoGitLab) {
 		t.Errorf("Pause without GitLab client: %v", err)
+	}
+}
+
+// TestPauseWithReadOnlyToken: a token that may read the runner but not
+// change it is told the scope it lacks, in the words the proposer uses.
+func TestPauseWithReadOnlyToken(t *testing.T) {
+	g := nixtest.NewGitLab(t, gitlabemu.Options{})
+	id := g.Emu.AddRunner("build host", runnerToken)
+	g.Token = "glpat-read-only"
+	g.Emu.AddToken(g.Token, "watcher", "read_api")
+	r := newRunner(t, Options{Control: "none", ID: int(id)}, g.Client(t), nil)
+	if _, err := r.Paused(testContext(t)); err != nil {
+		t.Fatalf("reading the runner with read_api: %v", err)
+	}
+	err := r.Pause(testContext(t))
+	if want := fmt.Sprintf("pausing runner %d: the GitLab token lacks a scope (403 insufficient_scope): give it the manage_runner scope (or api)", id); err == nil || err.Error() != want {
+		t.Errorf("pause with a read_api token: %v, want %q", err, want)
 	}
 }
 
