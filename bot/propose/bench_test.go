@@ -6,23 +6,21 @@ import (
 	"testing"
 
 	"gitlab.com/hydrafy/hydrafy/config"
-	"gitlab.com/hydrafy/hydrafy/internal/gitlabemu"
-	"gitlab.com/hydrafy/hydrafy/internal/nixtest"
 )
 
 // BenchmarkPass measures a pass over 20 projects with nothing new (the
 // steady state of every scheduled check) and reports API calls per pass.
 func BenchmarkPass(b *testing.B) {
-	ts := nixtest.NewGitLab(b, gitlabemu.Options{})
-	emu := ts.Emu
-	emu.AddToken(botToken, "hydrafy-bot")
+	files := map[string]map[string]string{}
 	var projects []config.Project
 	for i := range 20 {
 		path := fmt.Sprintf("g/p%02d", i)
-		ts.Project(b, path, map[string]string{".gitlab-ci.yml": "image: nixos/nix:latest\n"})
+		files[path] = map[string]string{".gitlab-ci.yml": "image: nixos/nix:latest\n"}
 		projects = append(projects, config.Project{Path: path})
 	}
-	p := New(client(b, ts.URL, botToken), Options{Projects: projects, Propose: config.Propose{MaxOpen: 100}}, nil)
+	e := newEnv(b, files)
+	emu := e.emu
+	p := New(e.gl, Options{Projects: projects, Propose: config.Propose{MaxOpen: 100}}, nil)
 	ctx := context.Background()
 	_, st, err := p.Pass(ctx, target('1'), State{})
 	if err != nil {

@@ -40,7 +40,7 @@ type env struct {
 	gl  *gitlab.Client
 }
 
-func newEnv(t *testing.T, projects map[string]map[string]string) *env {
+func newEnv(t testing.TB, projects map[string]map[string]string) *env {
 	t.Helper()
 	g := nixtest.NewGitLab(t, gitlabemu.Options{})
 	g.Emu.AddToken(botToken, "hydrafy-bot")

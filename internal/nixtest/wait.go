@@ -53,16 +53,8 @@ func Log() (*slog.Logger, *Buffer) {
 // error.
 func Get(t testing.TB, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	resp, body := Do(t, http.MethodGet, url, "")
+	return resp.StatusCode, body
 }
 
 // Do sends a request without a body to url, with the Authorization

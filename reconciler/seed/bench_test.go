@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/klauspost/compress/gzip"
@@ -103,15 +104,21 @@ func runChild(mode, ref, dir string) error {
 	return fmt.Errorf("unknown child mode %q", mode)
 }
 
+// pull returns the image ref names, from a registry that may be plain
+// HTTP.
+func pull(ref string) (v1.Image, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Image(r)
+}
+
 // stages pulls ref's layers as a seed does (as many at once), doing only
 // the stages up to upTo of what a seed does with each: download the blob,
 // decompress it, read its tar entries and hash their contents.
 func stages(ref, upTo string) error {
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		return err
-	}
-	img, err := remote.Image(r)
+	img, err := pull(ref)
 	if err != nil {
 		return err
 	}
@@ -178,11 +185,7 @@ func peakRSS() int64 {
 // exportExtract is `crane export IMAGE - | tar -x -C dir`: the flattened
 // filesystem of the image (mutate.Extract), unpacked entry by entry.
 func exportExtract(ref, dir string) error {
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		return err
-	}
-	img, err := remote.Image(r)
+	img, err := pull(ref)
 	if err != nil {
 		return err
 	}
@@ -279,20 +282,29 @@ func child(b *testing.B, mode, ref string) (time.Duration, int64, string) {
 	return d, rss, paths
 }
 
-// childCPU is child that also returns the CPU time (user + system) used.
-func childCPU(b *testing.B, mode, ref string) (time.Duration, time.Duration, int64, string) {
-	dir := filepath.Join(bench.tmp, "out-"+mode)
-	cmd := nixtest.Command(mode, childRef+"="+ref, childDir+"="+dir)
+// childOutput runs cmd, a child of this test binary, to its end and
+// returns its stdout and wall time; a failure ends the benchmark with its
+// stderr, naming what it ran.
+func childOutput(b *testing.B, cmd *exec.Cmd, what string) ([]byte, time.Duration) {
+	b.Helper()
 	start := time.Now()
 	out, err := cmd.Output()
 	d := time.Since(start)
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			b.Fatalf("%s: %v: %s", mode, err, ee.Stderr)
+			b.Fatalf("%s: %v: %s", what, err, ee.Stderr)
 		}
 		b.Fatal(err)
 	}
+	return out, d
+}
+
+// childCPU is child that also returns the CPU time (user + system) used.
+func childCPU(b *testing.B, mode, ref string) (time.Duration, time.Duration, int64, string) {
+	dir := filepath.Join(bench.tmp, "out-"+mode)
+	cmd := nixtest.Command(mode, childRef+"="+ref, childDir+"="+dir)
+	out, d := childOutput(b, cmd, mode)
 	var paths string
 	var rss int64
 	if _, err := fmt.Sscan(string(out), &paths, &rss); err != nil {

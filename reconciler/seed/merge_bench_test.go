@@ -3,7 +3,6 @@ package seed_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -187,16 +186,7 @@ type seeded struct {
 func seedProcess(b *testing.B, ref, dir string) (seeded, time.Duration) {
 	b.Helper()
 	cmd := nixtest.Command("seed-report", childRef+"="+ref, childDir+"="+dir)
-	start := time.Now()
-	out, err := cmd.Output()
-	d := time.Since(start)
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			b.Fatalf("seed %s: %v: %s", ref, err, ee.Stderr)
-		}
-		b.Fatal(err)
-	}
+	out, d := childOutput(b, cmd, "seed "+ref)
 	var r seeded
 	if err := json.Unmarshal(out, &r); err != nil {
 		b.Fatalf("seed %s printed %q: %v", ref, out, err)
