@@ -86,8 +86,8 @@ func TestMergeCrashWhileReplacing(t *testing.T) {
 // A live merge runs while a Nix process holds the store, and leaves no
 // lock file held after any kill.
 func TestMergeKilledAtRandom(t *testing.T) {
-	for _, mode := range []string{"", "live"} {
-		t.Run("mode="+mode, func(t *testing.T) {
+	for name, mode := range map[string]string{"drained": "", "live": "live"} {
+		t.Run(name, func(t *testing.T) {
 			m := bigMerge(t)
 			// How long an uninterrupted child takes, on a throwaway copy.
 			live, staged := m.copies(t)
