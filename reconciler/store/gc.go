@@ -109,17 +109,9 @@ type GCReport struct {
 // GC roots (WriteRoots).
 func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 	start := time.Now()
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = DefaultLockTimeout
-	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = io.Discard
-	}
+	var log *slog.Logger
+	var progress io.Writer
+	opts.LockTimeout, log, progress = withDefaults(opts.LockTimeout, opts.Log, opts.Progress)
 	if opts.Policy.Now.IsZero() {
 		opts.Policy.Now = time.Now()
 	}

@@ -82,6 +82,21 @@ type MergeReport struct {
 // leave the store incomplete, and staging again does not change that.
 var ErrClosure = errors.New("closure")
 
+// withDefaults fills in what GC and Merge take when their options leave
+// it out: DefaultLockTimeout, a discarding log and progress.
+func withDefaults(timeout time.Duration, log *slog.Logger, progress io.Writer) (time.Duration, *slog.Logger, io.Writer) {
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	return timeout, log, progress
+}
+
 // Merge adds the store paths of the staged store at stagedDir (a root
 // holding nix/store and nix/var/nix/db, verified, on the same filesystem)
 // that the live store at liveDir lacks. Paths the live store already has
@@ -98,17 +113,9 @@ var ErrClosure = errors.New("closure")
 // both modes share the moves and the registration.
 func Merge(ctx context.Context, liveDir, stagedDir string, opts MergeOptions) (MergeReport, error) {
 	start := time.Now()
-	if opts.LockTimeout <= 0 {
-		opts.LockTimeout = DefaultLockTimeout
-	}
-	log := opts.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	progress := opts.Progress
-	if progress == nil {
-		progress = io.Discard
-	}
+	var log *slog.Logger
+	var progress io.Writer
+	opts.LockTimeout, log, progress = withDefaults(opts.LockTimeout, opts.Log, opts.Progress)
 	rep := MergeReport{DryRun: opts.DryRun, Live: opts.Live}
 	for _, root := range []string{liveDir, stagedDir} {
 		if _, err := os.Stat(dbFile(root)); err != nil {
