@@ -50,12 +50,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dryRun := fs.Bool("dry-run", false, "report only: print the diffs that would be proposed, write no state, propose nothing")
 	noSeed := fs.Bool("no-seed", false, "propose without seeding the digest into this host's store first")
 	stateDir := fs.String("state-dir", "", "state `DIR` (default server.state_dir)")
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *cfgPath == "" {
 		return fs.usageError("--config FILE is required")

@@ -53,12 +53,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8780", "`ADDR` of the demo daemon (falls back to a free port)")
 	fs.BoolVar(&o.exit, "exit", false, "exit after the cycle instead of serving until Ctrl-C")
 	fs.BoolVar(&o.live, "live", false, "merge live ([store] merge = \"live\"): the runner serves one long job through the whole upgrade")
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -62,12 +62,8 @@ func runGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted and change nothing")
 	lockTimeout := fs.Duration("lock-timeout", store.DefaultLockTimeout, "how long to wait for Nix processes to close the store (without --config)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

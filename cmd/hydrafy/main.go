@@ -151,6 +151,19 @@ func (f *flagSet) usageError(format string, args ...any) error {
 	return errUsage
 }
 
+// parseFlagsOnly is parse for a command that takes no positional
+// arguments: one is a usage error.
+func (f *flagSet) parseFlagsOnly(args []string) error {
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usageError("unexpected argument %q", pos[0])
+	}
+	return nil
+}
+
 // parse parses args, accepting flags after positional arguments too
 // ("hydrafy seed IMAGE --store DIR"). It returns the positional arguments;
 // -h and --help print the help and return flag.ErrHelp (exit status 0).

@@ -20,12 +20,8 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlags("reconcile", "usage: hydrafy reconcile --config FILE [--json]\n\nOne reconcile pass now on this runner host: seed the digests the watched\nprojects pin (stage, drain, merge, restart) and pin the runner's config.toml.\nIt refuses to run while hydrafy serve holds the same state dir.", stdout, stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
 	asJSON := fs.Bool("json", false, "print the pass's report as JSON")
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *cfgPath == "" {
 		return fs.usageError("--config FILE is required")

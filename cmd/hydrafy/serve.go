@@ -21,12 +21,8 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "usage: hydrafy serve --config FILE\n\nThe daemon: GitLab webhooks, POST /resync, /status, /metrics, the watch\npass (seed a ready digest, then propose it) and the periodic resync.", stdout, stderr)
 	cfgPath := fs.String("config", "", "config `FILE` (required)")
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	if *cfgPath == "" {
 		return fs.usageError("--config FILE is required")

@@ -12,12 +12,8 @@ var version = ""
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("version", "usage: hydrafy version (or hydrafy --version)\n\nPrints hydrafy's version.", stdout, stderr)
-	pos, err := fs.parse(args)
-	if err != nil {
+	if err := fs.parseFlagsOnly(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return fs.usageError("unexpected argument %q", pos[0])
 	}
 	fmt.Fprintf(stdout, "hydrafy %s\n", versionString())
 	return nil
