@@ -18,8 +18,10 @@ import (
 	"gitlab.com/hydrafy/hydrafy/internal/synth"
 )
 
-// Config is the NIX_CONFIG the tests run Nix with: chroot stores need no sandbox.
-const Config = "experimental-features = nix-command\nsandbox = false"
+// Config is the NIX_CONFIG the tests run Nix with: chroot stores need no
+// sandbox, and no build users (Debian's nix-bin creates no nixbld group, and
+// Nix warns on every command when the configured group is missing).
+const Config = "experimental-features = nix-command\nsandbox = false\nbuild-users-group ="
 
 // Nix runs a Nix command (nix-store, nix, …) and returns its stdout; it
 // fails the test with the command's stderr on a non-zero exit.

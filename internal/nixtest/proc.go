@@ -21,7 +21,7 @@ import (
 // users, and a lock poll of one second.
 func BuildConfig(extraPaths ...string) string {
 	paths := append([]string{"/bin", "/lib", "/lib64", "/usr"}, extraPaths...)
-	return Config + "\nbuild-users-group =\nsubstituters =\nbuild-poll-interval = 1\nextra-sandbox-paths = " + strings.Join(paths, " ")
+	return Config + "\nsubstituters =\nbuild-poll-interval = 1\nextra-sandbox-paths = " + strings.Join(paths, " ")
 }
 
 // Proc is a Nix process running in the background, with its output kept.
