@@ -245,15 +245,7 @@ func benchImage(b *testing.B, files int) string {
 // benchImageOf returns a one-path-per-layer image of paths paths with
 // files files of size bytes each, built once per process.
 func benchImageOf(b *testing.B, paths, files, size int) string {
-	bench.once.Do(func() {
-		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-		bench.host = strings.TrimPrefix(srv.URL, "http://")
-		var err error
-		if bench.tmp, err = os.MkdirTemp("", "hydrafy-bench-"); err != nil {
-			b.Fatal(err)
-		}
-		bench.refs = map[string]string{}
-	})
+	benchSetup(b)
 	key := fmt.Sprintf("%d-%d-%d", paths, files, size)
 	if ref, ok := bench.refs[key]; ok {
 		return ref
@@ -274,6 +266,22 @@ func benchImageOf(b *testing.B, paths, files, size int) string {
 	}
 	bench.refs[key] = ref
 	return ref
+}
+
+// benchSetup starts the benchmarks' registry and makes their dir, once
+// per process: both stay until the process ends, so that the runs Go
+// makes of a benchmark (one of a single iteration, then the measured one)
+// share them and nothing is deleted between them.
+func benchSetup(b *testing.B) {
+	bench.once.Do(func() {
+		srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+		bench.host = strings.TrimPrefix(srv.URL, "http://")
+		var err error
+		if bench.tmp, err = os.MkdirTemp("", "hydrafy-bench-"); err != nil {
+			b.Fatal(err)
+		}
+		bench.refs = map[string]string{}
+	})
 }
 
 // child runs one contender into a fresh dir and returns its wall time,

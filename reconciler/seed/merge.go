@@ -3,12 +3,15 @@ package seed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
@@ -48,6 +51,7 @@ type Pending struct {
 	st      *image.Staged
 	skipped int
 	area    *stagingArea // nil for a dry run
+	flushed bool         // the staged paths are on disk
 }
 
 // StageMerge pulls, extracts and verifies ref's store into a staging dir
@@ -92,7 +96,33 @@ func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pendi
 	if err != nil {
 		return nil, err
 	}
-	return &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped()), area: area}, nil
+	p := &Pending{dir: dir, o: o, st: st, skipped: len(skipper.Skipped()), area: area}
+	if !o.DryRun {
+		// Flushed now, before any lock: the merge then syncs only the
+		// dirs it changes, and a drained runner waits for less.
+		if err := flushStaged(st, o.Log); err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.flushed = true
+	}
+	return p, nil
+}
+
+// flushStaged makes the staged store paths durable, so that a merge may
+// register them as soon as they are renamed in.
+func flushStaged(st *image.Staged, log *slog.Logger) error {
+	start := time.Now()
+	trees := make([]string, len(st.Paths))
+	for i, p := range st.Paths {
+		trees[i] = filepath.Join(st.Dir, p)
+	}
+	swept, err := fsutil.FlushTrees(trees, st.Bytes)
+	if err != nil {
+		return fmt.Errorf("flushing the staged store: %w", err)
+	}
+	log.Debug("flushed the staged store", "paths", len(trees), "bytes", st.Bytes, "whole_filesystem", swept, "duration", time.Since(start))
+	return nil
 }
 
 // Digest is the digest the image was staged from: the index digest when
@@ -122,6 +152,7 @@ func (p *Pending) MergeLive(ctx context.Context) (*Result, error) {
 func (p *Pending) merge(ctx context.Context, live bool) (*Result, error) {
 	rep, err := store.Merge(ctx, p.dir, p.st.Dir, store.MergeOptions{
 		LockTimeout: p.o.LockTimeout, DryRun: p.o.DryRun, Live: live, Log: p.o.Log, Progress: p.o.Progress,
+		Flushed: p.flushed,
 	})
 	if err != nil {
 		return nil, err

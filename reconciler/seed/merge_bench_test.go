@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,9 +56,104 @@ func extraPaths(i int) synth.Spec {
 // (-max) and of its first run (-first: what the first merge of a series
 // costs), and merge10x/merge.
 func BenchmarkSeedMerge(b *testing.B) {
+	w := mergeBenchWorld(b)
+	kinds := []struct {
+		name, ref, from string
+		skipped         int
+		unflushed       bool
+	}{
+		{"fresh", w.newRef, "", 0, false},
+		{"merge", w.newRef, w.live1, 85, false},
+		{"merge10x", w.newRef, w.live10, 85, false},
+		{"merge-nohistory", w.newPlain, w.live1plain, 85, false},
+		{"merge-norecords", w.newPlain, w.bare, 0, false},
+		// The merge right after the live store was copied, its 300 MB
+		// not yet written back: what a run pays for the writes before it.
+		{"merge-unflushed", w.newRef, w.live1, 85, true},
+	}
+	took, commit := map[string][]time.Duration{}, map[string][]time.Duration{}
+	b.ResetTimer()
+	for i := range b.N {
+		w.runs++
+		it := filepath.Join(w.tmp, fmt.Sprintf("it%d", w.runs))
+		if err := os.Mkdir(it, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for k := range kinds {
+			kind := kinds[(i+k)%len(kinds)]
+			dir := filepath.Join(it, kind.name)
+			unix.Sync()
+			if kind.from != "" {
+				cp(b, kind.from, dir)
+			}
+			if !kind.unflushed {
+				unix.Sync()
+			}
+			res, d := seedProcess(b, kind.ref, dir)
+			want := seed.Merged
+			if kind.from == "" {
+				want = seed.Fresh
+			}
+			if res.How != want || want == seed.Merged && (res.Added != 15 || res.LayersSkipped != kind.skipped) || want == seed.Fresh && res.Paths != 100 {
+				b.Fatalf("%s: %+v", kind.name, res)
+			}
+			took[kind.name] = append(took[kind.name], d)
+			commit[kind.name] = append(commit[kind.name], res.Commit)
+		}
+		// The iteration's stores stay until the process ends (see
+		// childCPU: deleting them would slow the next runs' creates).
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+	fresh := float64(median(took["fresh"]))
+	b.ReportMetric(ms(median(took["fresh"])), "fresh-ms")
+	b.ReportMetric(ms(median(took["merge"])), "merge-ms")
+	b.ReportMetric(ms(median(took["merge10x"])), "merge10x-ms")
+	b.ReportMetric(ms(median(commit["merge"])), "commit-ms")
+	b.ReportMetric(ms(median(commit["merge10x"])), "commit10x-ms")
+	for _, k := range kinds[1:] {
+		b.ReportMetric(float64(median(took[k.name]))/fresh, k.name+"/fresh")
+		b.ReportMetric(float64(slices.Max(took[k.name]))/fresh, k.name+"-max/fresh")
+		b.ReportMetric(float64(took[k.name][0])/fresh, k.name+"-first/fresh")
+	}
+	b.ReportMetric(float64(median(took["merge10x"]))/float64(median(took["merge"])), "merge10x/merge")
+}
+
+// mergeWorld is what BenchmarkSeedMerge's runs start from: both releases
+// pushed (with and without history comments) and the live stores that
+// each iteration copies. It is built once per process and kept until the
+// process ends (see benchSetup).
+type mergeWorld struct {
+	tmp              string
+	newRef, newPlain string
+	// live1 holds the previous release; live1plain the same, seeded from
+	// the image without history; bare that, without layer records; live10
+	// the previous release and 900 more paths.
+	live1, live1plain, bare, live10 string
+	runs                            int // iterations run, for their dirs' names
+}
+
+var mergeBench struct {
+	once sync.Once
+	w    *mergeWorld
+}
+
+func mergeBenchWorld(b *testing.B) *mergeWorld {
+	mergeBench.once.Do(func() { mergeBench.w = buildMergeWorld(b) })
+	if mergeBench.w == nil {
+		b.Fatal("building the benchmark's stores failed in an earlier run")
+	}
+	return mergeBench.w
+}
+
+func buildMergeWorld(b *testing.B) *mergeWorld {
 	ctx := context.Background()
-	tmp := b.TempDir()
-	host := nixtest.Registry(b)
+	benchSetup(b)
+	tmp, err := os.MkdirTemp(bench.tmp, "merge-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := bench.host
 	push := func(name string, spec synth.Spec) (string, string) {
 		root := filepath.Join(tmp, "build-"+name)
 		if _, err := synth.Build(root, spec); err != nil {
@@ -110,65 +206,7 @@ func BenchmarkSeedMerge(b *testing.B) {
 		b.Fatalf("the 10× store holds %d paths", n)
 	}
 
-	kinds := []struct {
-		name, ref, from string
-		skipped         int
-		unflushed       bool
-	}{
-		{"fresh", newRef, "", 0, false},
-		{"merge", newRef, live1, 85, false},
-		{"merge10x", newRef, live10, 85, false},
-		{"merge-nohistory", newPlain, live1plain, 85, false},
-		{"merge-norecords", newPlain, bare, 0, false},
-		// The merge right after the live store was copied, its 300 MB
-		// not yet written back: what a run pays for the writes before it.
-		{"merge-unflushed", newRef, live1, 85, true},
-	}
-	took, commit := map[string][]time.Duration{}, map[string][]time.Duration{}
-	b.ResetTimer()
-	for i := range b.N {
-		it := filepath.Join(tmp, fmt.Sprintf("it%d", i))
-		if err := os.Mkdir(it, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		for k := range kinds {
-			kind := kinds[(i+k)%len(kinds)]
-			dir := filepath.Join(it, kind.name)
-			unix.Sync()
-			if kind.from != "" {
-				cp(b, kind.from, dir)
-			}
-			if !kind.unflushed {
-				unix.Sync()
-			}
-			res, d := seedProcess(b, kind.ref, dir)
-			want := seed.Merged
-			if kind.from == "" {
-				want = seed.Fresh
-			}
-			if res.How != want || want == seed.Merged && (res.Added != 15 || res.LayersSkipped != kind.skipped) || want == seed.Fresh && res.Paths != 100 {
-				b.Fatalf("%s: %+v", kind.name, res)
-			}
-			took[kind.name] = append(took[kind.name], d)
-			commit[kind.name] = append(commit[kind.name], res.Commit)
-		}
-		// The iteration's stores stay until the benchmark ends (see
-		// childCPU: deleting them would slow the next runs' creates).
-	}
-	b.StopTimer()
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-	fresh := float64(median(took["fresh"]))
-	b.ReportMetric(ms(median(took["fresh"])), "fresh-ms")
-	b.ReportMetric(ms(median(took["merge"])), "merge-ms")
-	b.ReportMetric(ms(median(took["merge10x"])), "merge10x-ms")
-	b.ReportMetric(ms(median(commit["merge"])), "commit-ms")
-	b.ReportMetric(ms(median(commit["merge10x"])), "commit10x-ms")
-	for _, k := range kinds[1:] {
-		b.ReportMetric(float64(median(took[k.name]))/fresh, k.name+"/fresh")
-		b.ReportMetric(float64(slices.Max(took[k.name]))/fresh, k.name+"-max/fresh")
-		b.ReportMetric(float64(took[k.name][0])/fresh, k.name+"-first/fresh")
-	}
-	b.ReportMetric(float64(median(took["merge10x"]))/float64(median(took["merge"])), "merge10x/merge")
+	return &mergeWorld{tmp: tmp, newRef: newRef, newPlain: newPlain, live1: live1, live1plain: live1plain, bare: bare, live10: live10}
 }
 
 // seeded is what a seed process reports.

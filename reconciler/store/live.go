@@ -104,7 +104,7 @@ func (m *merger) mergeLive(ctx context.Context) (MergeReport, error) {
 	p.add = add
 	ctx = context.WithoutCancel(ctx)
 	fmt.Fprintf(m.progress, "adding %d paths (%s) while the store is in use\n", len(p.add), size(p.addedBytes()))
-	moves, err := m.add(ctx, p.add, true)
+	moves, err := m.add(ctx, p.add, true, m.opts.Flushed)
 	if err != nil {
 		return rep, err
 	}
@@ -194,7 +194,9 @@ func (m *merger) restoreBatch(ctx context.Context, gone []row) ([]row, error) {
 	}
 	// Rows still valid are kept as they are; invalidated ones are
 	// registered again.
-	if _, err := m.add(ctx, rows, true); err != nil {
+	// The put-back trees' dirs are the reserve's, made after staging: not
+	// flushed yet.
+	if _, err := m.add(ctx, rows, true, false); err != nil {
 		return nil, err
 	}
 	return rows, nil

@@ -31,6 +31,11 @@ type MergeOptions struct {
 	Log *slog.Logger
 	// Progress receives one human-readable line per step; nil discards.
 	Progress io.Writer
+	// Flushed says the staged trees are on disk already (the caller
+	// flushed them while staging, before any lock was taken): the merge
+	// then syncs only what it changes itself, the live store dir and the
+	// leftovers it adopts, and no longer the files of every path it adds.
+	Flushed bool
 }
 
 // Conflict is a path valid in both stores whose NAR hashes differ. The
@@ -174,7 +179,7 @@ func (m *merger) mergeDrained(ctx context.Context) (MergeReport, error) {
 	// completed by the next one.
 	ctx = context.WithoutCancel(ctx)
 	fmt.Fprintf(m.progress, "adding %d paths (%s), %d already valid\n", len(p.add), size(p.addedBytes()), p.valid)
-	moves, err := m.add(ctx, p.add, false)
+	moves, err := m.add(ctx, p.add, false, m.opts.Flushed)
 	if err != nil {
 		return rep, err
 	}
@@ -221,10 +226,11 @@ func (m *merger) begin(ctx context.Context, rep *MergeReport, lock func(context.
 // one transaction, the part of a merge that drained and live merges share:
 // decide each path's move (prepareMoves), with reserve keep a hard-linked
 // copy of it in the staging dir (to restore it should a job's garbage
-// collection delete it), rename, sync, register. On a failure the paths
-// are moved back: the live store is then as it was, but for leftovers
-// already deleted.
-func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, error) {
+// collection delete it), rename, sync, register. With onDisk the staged
+// trees were flushed before: only adopted leftovers and the live store
+// dir are synced. On a failure the paths are moved back: the live store
+// is then as it was, but for leftovers already deleted.
+func (m *merger) add(ctx context.Context, rows []row, reserve, onDisk bool) ([]move, error) {
 	moves, err := prepareMoves(m.live, m.staged, rows)
 	if err != nil {
 		return nil, err
@@ -254,11 +260,7 @@ func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, err
 	if len(rows) == 0 {
 		return moves, nil
 	}
-	added := make([]string, len(rows))
-	for i, r := range rows {
-		added[i] = r.path
-	}
-	if err := syncPaths(m.live, added); err != nil {
+	if err := syncPaths(m.live, unsynced(moves, onDisk)); err != nil {
 		return undo(err)
 	}
 	at("synced")
@@ -267,6 +269,20 @@ func (m *merger) add(ctx context.Context, rows []row, reserve bool) ([]move, err
 	}
 	at("committed")
 	return moves, nil
+}
+
+// unsynced are the paths of moves whose files must be synced before they
+// are registered: all of them, or with onDisk (the staged trees were
+// flushed while staging) only the adopted leftovers, which an interrupted
+// earlier run wrote and nothing flushed since.
+func unsynced(moves []move, onDisk bool) []string {
+	var out []string
+	for _, mv := range moves {
+		if !onDisk || mv.kind == moveAdopt {
+			out = append(out, mv.path)
+		}
+	}
+	return out
 }
 
 // finish fills rep with what the merge did and the live store's totals.

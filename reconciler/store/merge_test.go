@@ -305,3 +305,19 @@ func nixTotals(t testing.TB, root string) (int, int64) {
 	}
 	return len(infos), n
 }
+
+// TestUnsynced: a merge syncs the files of every path it adds, unless the
+// staged trees were flushed while staging; an adopted leftover was written
+// by an interrupted run and is synced either way.
+func TestUnsynced(t *testing.T) {
+	moves := []move{{"/nix/store/a", moveRename}, {"/nix/store/b", moveReplace}, {"/nix/store/c", moveAdopt}}
+	if diff := cmp.Diff([]string{"/nix/store/a", "/nix/store/b", "/nix/store/c"}, unsynced(moves, false)); diff != "" {
+		t.Errorf("not flushed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"/nix/store/c"}, unsynced(moves, true)); diff != "" {
+		t.Errorf("flushed while staging (-want +got):\n%s", diff)
+	}
+	if got := unsynced(moves[:2], true); len(got) != 0 {
+		t.Errorf("flushed, nothing adopted: %v", got)
+	}
+}

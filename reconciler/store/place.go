@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
@@ -162,28 +161,17 @@ func exists(p string) (bool, error) {
 	return false, fmt.Errorf("checking %s: %w", p, err)
 }
 
-// syncPaths flushes the files of the added paths and the live store dir to
-// disk before the paths are registered: after a power loss, a registered
-// path must exist with its content. Only the added trees are synced, not
-// the whole filesystem (where jobs may have gigabytes in flight).
+// syncPaths flushes the files of paths (store paths in the live store) and
+// the live store dir to disk before the paths are registered: after a
+// power loss, a registered path must exist with its content. Only these
+// trees are synced, not the whole filesystem (where jobs may have
+// gigabytes in flight).
 func syncPaths(liveDir string, paths []string) error {
-	g := new(errgroup.Group)
-	g.SetLimit(8)
-	for _, p := range paths {
-		root := filepath.Join(liveDir, p)
-		g.Go(func() error {
-			return filepath.WalkDir(root, func(q string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if d.Type()&fs.ModeSymlink != 0 {
-					return nil
-				}
-				return fsync(q)
-			})
-		})
+	trees := make([]string, len(paths))
+	for i, p := range paths {
+		trees[i] = filepath.Join(liveDir, p)
 	}
-	if err := g.Wait(); err != nil {
+	if err := fsutil.SyncTrees(trees); err != nil {
 		return fmt.Errorf("syncing added paths: %w", err)
 	}
 	if err := fsync(storePath(liveDir)); err != nil {
