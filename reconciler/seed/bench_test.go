@@ -338,6 +338,8 @@ func childCPU(b *testing.B, mode, ref string) (time.Duration, time.Duration, int
 //     ratio-max is the slowest iteration's;
 //   - ratio-nosync: both leaving the data to the kernel's writeback;
 //   - seed-cpus, baseline-cpus: CPU time / wall time (2 = both cores busy);
+//     seed-nosync-cpus without the flush, in which the seed waits for the
+//     disk;
 //   - peak memory (VmHWM of each child): it must not grow with the image;
 //   - where the seed's time goes, as a ladder of contenders that each do one
 //     stage more, in parallel as the seed does: download-s (the compressed
@@ -397,6 +399,7 @@ func BenchmarkSeed(b *testing.B) {
 			}
 			b.ReportMetric(cpus("baseline-synced"), "baseline-cpus")
 			b.ReportMetric(cpus("seed"), "seed-cpus")
+			b.ReportMetric(cpus("seed-nosync"), "seed-nosync-cpus")
 			b.ReportMetric(float64(baseRSS)/1e6, "baseline-peak-MB")
 			b.ReportMetric(float64(seedRSS)/1e6, "seed-peak-MB")
 		})
