@@ -68,7 +68,7 @@ func SyncTrees(paths []string) error {
 				if d.Type()&fs.ModeSymlink != 0 {
 					return nil
 				}
-				return fsync(p)
+				return Fsync(p)
 			})
 		})
 	}
@@ -78,7 +78,8 @@ func SyncTrees(paths []string) error {
 	return nil
 }
 
-func fsync(p string) error {
+// Fsync opens the file or dir at p and fsyncs it.
+func Fsync(p string) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package fsutil
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,90 @@ func TestWriteFileAtomicFailureLeavesOld(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Errorf("left behind: %v", entries)
+	}
+}
+
+func TestParseWriteback(t *testing.T) {
+	for _, tc := range []struct {
+		name, meminfo string
+		want          int64
+		err           string
+	}{
+		{"both lines", "MemTotal:       24576000 kB\nDirty:              1200 kB\nWriteback:            24 kB\nAnonPages: 5 kB\n", 1224 << 10, ""},
+		{"zero", "Dirty: 0 kB\nWriteback: 0 kB\n", 0, ""},
+		{"Writeback missing", "Dirty: 1200 kB\nWritebackTmp: 0 kB\n", 0, "no Dirty and Writeback lines"},
+		{"not a number", "Dirty: lots kB\nWriteback: 0 kB\n", 0, `unexpected line "Dirty: lots kB"`},
+		{"other unit", "Dirty: 12 MB\nWriteback: 0 kB\n", 0, `unexpected line "Dirty: 12 MB"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseWriteback([]byte(tc.meminfo))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+	// This machine's own file parses.
+	if _, err := pendingWriteback(); err != nil {
+		t.Errorf("reading this machine's /proc/meminfo: %v", err)
+	}
+}
+
+func TestSweep(t *testing.T) {
+	for _, tc := range []struct {
+		dirty, own int64
+		want       bool
+	}{
+		{0, 0, true},
+		{45 << 20, 45 << 20, true},                 // only the trees' own pages wait
+		{45<<20 + SweepSlack, 45 << 20, true},      // and the slack
+		{45<<20 + SweepSlack + 1, 45 << 20, false}, // a job's gigabytes in flight
+		{8 << 30, 100 << 20, false},
+		{SweepSlack, -1, true},
+	} {
+		if got := Sweep(tc.dirty, tc.own); got != tc.want {
+			t.Errorf("Sweep(%d, %d) = %v, want %v", tc.dirty, tc.own, got, tc.want)
+		}
+	}
+}
+
+// TestFlushTrees flushes trees of files, dirs and a dangling symlink, by
+// both ways; a missing tree is an error either way.
+func TestFlushTrees(t *testing.T) {
+	dir := t.TempDir()
+	var trees []string
+	for _, name := range []string{"a", "b"} {
+		root := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Join(root, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "sub", "f"), []byte("content"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/nowhere", filepath.Join(root, "link")); err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, root)
+	}
+	if _, err := FlushTrees(trees, 14); err != nil {
+		t.Errorf("FlushTrees: %v", err)
+	}
+	if err := SyncTrees(trees); err != nil {
+		t.Errorf("SyncTrees: %v", err)
+	}
+	if _, err := FlushTrees(nil, 0); err != nil {
+		t.Errorf("FlushTrees of nothing: %v", err)
+	}
+	missing := []string{filepath.Join(dir, "missing"), trees[0]}
+	if _, err := FlushTrees(missing, 0); err == nil {
+		t.Error("FlushTrees of a missing tree succeeded")
+	}
+	if err := SyncTrees(missing); err == nil {
+		t.Error("SyncTrees of a missing tree succeeded")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 )
 
 // GCPolicy says what a garbage collection keeps. Everything a kept path
@@ -208,7 +210,7 @@ func GC(ctx context.Context, liveDir string, opts GCOptions) (GCReport, error) {
 			return rep, err
 		}
 	}
-	if err := fsync(storePath(liveDir)); err != nil {
+	if err := fsutil.Fsync(storePath(liveDir)); err != nil {
 		log.Warn("syncing the live store dir", "err", err)
 	}
 	at("gc-swept")

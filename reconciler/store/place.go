@@ -174,19 +174,10 @@ func syncPaths(liveDir string, paths []string) error {
 	if err := fsutil.SyncTrees(trees); err != nil {
 		return fmt.Errorf("syncing added paths: %w", err)
 	}
-	if err := fsync(storePath(liveDir)); err != nil {
+	if err := fsutil.Fsync(storePath(liveDir)); err != nil {
 		return fmt.Errorf("syncing live store: %w", err)
 	}
 	return nil
-}
-
-func fsync(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // narHash returns the NAR hash of the tree at p in the db's form.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 )
 
 // RootsDir is where hydrafy keeps GC roots inside a store dir. Mounted
@@ -100,7 +102,7 @@ func writeRoots(liveDir string, g *graph, lf *layerFile) (int, error) {
 			return 0, fmt.Errorf("writing GC roots: %w", err)
 		}
 	}
-	if err := fsync(dir); err != nil {
+	if err := fsutil.Fsync(dir); err != nil {
 		return 0, fmt.Errorf("writing GC roots: %w", err)
 	}
 	return len(want), nil
