@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -108,5 +110,84 @@ func TestSeedLiveKilled(t *testing.T) {
 	}
 	if held := nixtest.HeldLocks(t, dir); len(held) > 0 {
 		t.Errorf("lock files held: %v", held)
+	}
+}
+
+// TestSeedLiveConcurrent runs three `hydrafy seed --live` of the same
+// release into one store at once, while a Nix process holds it open: each
+// stages on its own and merges under the shared big-lock and the path
+// locks, so whichever comes second finds the paths valid under their locks
+// and leaves them as the first wrote them. All three succeed, Nix verifies
+// the store with both releases, and no lock file is left held.
+func TestSeedLiveConcurrent(t *testing.T) {
+	host := nixtest.Registry(t)
+	var paths [2][]string
+	refs := [2]string{}
+	for i, v := range []string{"2.24.9", "2.25.0"} {
+		root := t.TempDir()
+		nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: v, Paths: 24, Shared: 6, Base: "c", FilesPerPath: 6, FileSize: 4096}))
+		paths[i] = nixtest.Paths(t, root)
+		img, err := synth.Image(root, synth.ImageOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = host + "/nixos/nix:" + v
+		nixtest.PushImage(t, refs[i], img)
+	}
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+	if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
+		t.Fatalf("fresh seed: %v: %s", err, out)
+	}
+	release := nixtest.HoldStore(t, dir)
+	defer release()
+
+	const runs = 3
+	outs := make([]bytes.Buffer, runs)
+	cmds := make([]*exec.Cmd, runs)
+	for i := range cmds {
+		cmds[i] = hydrafyCmd("seed", "--live", refs[1], "--store", dir)
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("run %d: %v: %s", i, err, outs[i].String())
+		}
+	}
+	all := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(paths[0]), paths[1]...))))
+	// Each new path is added by one run only: a second writer of a path
+	// would have replaced a valid one.
+	added := 0
+	for i := range outs {
+		var n int
+		line := outs[i].String()
+		at := strings.Index(line, ": merged live, ")
+		if at < 0 {
+			t.Fatalf("run %d printed %q", i, line)
+		}
+		if _, err := fmt.Sscanf(line[at:], ": merged live, %d paths added", &n); err != nil {
+			t.Fatalf("run %d printed %q: %v", i, line, err)
+		}
+		added += n
+	}
+	if want := len(all) - len(paths[0]); added != want {
+		t.Errorf("the runs added %d paths in all, want %d (each new path once)", added, want)
+	}
+	if diff := cmp.Diff(all, nixtest.Verify(t, dir)); diff != "" {
+		t.Errorf("store after concurrent merges (-want +got):\n%s", diff)
+	}
+	if held := nixtest.HeldLocks(t, dir); len(held) > 0 {
+		t.Errorf("lock files held: %v", held)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".hydrafy-stage-") {
+			t.Errorf("staging area %s left behind", e.Name())
+		}
 	}
 }
