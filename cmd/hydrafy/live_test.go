@@ -21,16 +21,10 @@ import (
 // as hydrafy itself, a real process to kill.
 func hydrafyCmd(args ...string) *exec.Cmd { return nixtest.Hydrafy(args) }
 
-// TestSeedLiveKilled kills `hydrafy seed --live` processes with SIGKILL
-// while a Nix process holds the store open: once while the merge holds
-// path locks (seen by probing the lock files), then at random moments.
-// After each kill Nix verifies the store, which holds the old release or
-// the old and the new one, and no lock file is held; a last run completes
-// and prints that it merged live.
-func TestSeedLiveKilled(t *testing.T) {
+// liveReleases pushes two releases of 24 paths, 6 of them shared, to a
+// loopback registry and returns their references and store paths.
+func liveReleases(t *testing.T) (refs [2]string, paths [2][]string) {
 	host := nixtest.Registry(t)
-	var paths [2][]string
-	refs := [2]string{}
 	for i, v := range []string{"2.24.9", "2.25.0"} {
 		root := t.TempDir()
 		nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: v, Paths: 24, Shared: 6, Base: "k", FilesPerPath: 6, FileSize: 4096}))
@@ -42,13 +36,29 @@ func TestSeedLiveKilled(t *testing.T) {
 		refs[i] = host + "/nixos/nix:" + v
 		nixtest.PushImage(t, refs[i], img)
 	}
-	seedA := func() string {
-		dir := filepath.Join(t.TempDir(), "nix-backup")
-		if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
-			t.Fatalf("fresh seed: %v: %s", err, out)
-		}
-		return dir
+	return refs, paths
+}
+
+// seedFresh seeds ref into a new store dir with `hydrafy seed` and
+// returns the dir.
+func seedFresh(t *testing.T, ref string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "nix-backup")
+	if out, err := hydrafyCmd("seed", "--quiet", ref, "--store", dir).CombinedOutput(); err != nil {
+		t.Fatalf("fresh seed: %v: %s", err, out)
 	}
+	return dir
+}
+
+// TestSeedLiveKilled kills `hydrafy seed --live` processes with SIGKILL
+// while a Nix process holds the store open: once while the merge holds
+// path locks (seen by probing the lock files), then at random moments.
+// After each kill Nix verifies the store, which holds the old release or
+// the old and the new one, and no lock file is held; a last run completes
+// and prints that it merged live.
+func TestSeedLiveKilled(t *testing.T) {
+	refs, paths := liveReleases(t)
+	seedA := func() string { return seedFresh(t, refs[0]) }
 	// How long a whole `seed --live` takes, on a throwaway store.
 	full := nixtest.Timed(t, hydrafyCmd("seed", "--quiet", "--live", refs[1], "--store", seedA()))
 	dir := seedA()
@@ -120,24 +130,8 @@ func TestSeedLiveKilled(t *testing.T) {
 // and leaves them as the first wrote them. All three succeed, Nix verifies
 // the store with both releases, and no lock file is left held.
 func TestSeedLiveConcurrent(t *testing.T) {
-	host := nixtest.Registry(t)
-	var paths [2][]string
-	refs := [2]string{}
-	for i, v := range []string{"2.24.9", "2.25.0"} {
-		root := t.TempDir()
-		nixtest.Build(t, root, synth.Release(synth.ReleaseOptions{Version: v, Paths: 24, Shared: 6, Base: "c", FilesPerPath: 6, FileSize: 4096}))
-		paths[i] = nixtest.Paths(t, root)
-		img, err := synth.Image(root, synth.ImageOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs[i] = host + "/nixos/nix:" + v
-		nixtest.PushImage(t, refs[i], img)
-	}
-	dir := filepath.Join(t.TempDir(), "nix-backup")
-	if out, err := hydrafyCmd("seed", "--quiet", refs[0], "--store", dir).CombinedOutput(); err != nil {
-		t.Fatalf("fresh seed: %v: %s", err, out)
-	}
+	refs, paths := liveReleases(t)
+	dir := seedFresh(t, refs[0])
 	release := nixtest.HoldStore(t, dir)
 	defer release()
 
