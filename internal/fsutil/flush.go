@@ -36,17 +36,22 @@ func FlushTrees(paths []string, own int64) (swept bool, err error) {
 		return false, nil
 	}
 	if dirty, err := pendingWriteback(); err == nil && Sweep(dirty, own) {
-		f, err := os.Open(paths[0])
-		if err != nil {
-			return false, fmt.Errorf("flushing %s: %w", paths[0], err)
-		}
-		defer f.Close()
-		if err := unix.Syncfs(int(f.Fd())); err != nil {
-			return false, fmt.Errorf("flushing the filesystem of %s: %w", paths[0], err)
-		}
-		return true, nil
+		return true, SyncFilesystem(paths[0])
 	}
 	return false, SyncTrees(paths)
+}
+
+// SyncFilesystem flushes the whole filesystem that holds p (syncfs).
+func SyncFilesystem(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("flushing %s: %w", p, err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("flushing the filesystem of %s: %w", p, err)
+	}
+	return nil
 }
 
 // Sweep reports whether FlushTrees flushes the whole filesystem when dirty

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 	"gitlab.com/hydrafy/hydrafy/reconciler/image"
 )
 
@@ -51,12 +52,7 @@ func install(ctx context.Context, st *image.Staged, t target, sync bool) error {
 
 // syncTree flushes the filesystem that holds dir.
 func syncTree(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing the staged store: %w", err)
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
+	if err := fsutil.SyncFilesystem(dir); err != nil {
 		return fmt.Errorf("syncing the staged store: %w", err)
 	}
 	return nil
