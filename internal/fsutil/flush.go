@@ -36,7 +36,13 @@ func FlushTrees(paths []string, own int64) (swept bool, err error) {
 		return false, nil
 	}
 	if dirty, err := pendingWriteback(); err == nil && Sweep(dirty, own) {
-		return true, SyncFilesystem(paths[0])
+		for _, p := range paths {
+			if _, err := os.Lstat(p); err != nil {
+				return false, fmt.Errorf("flushing: %w", err)
+			}
+		}
+		// The parent: a tree may be a symlink, even a dangling one.
+		return true, SyncFilesystem(filepath.Dir(paths[0]))
 	}
 	return false, SyncTrees(paths)
 }

@@ -142,6 +142,14 @@ func TestFlushTrees(t *testing.T) {
 	if _, err := FlushTrees(nil, 0); err != nil {
 		t.Errorf("FlushTrees of nothing: %v", err)
 	}
+	// A store path may be a symlink itself, dangling outside its store.
+	link := filepath.Join(dir, "link-path")
+	if err := os.Symlink("/nix/store/elsewhere", link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FlushTrees([]string{link, trees[0]}, 14); err != nil {
+		t.Errorf("FlushTrees of a dangling symlink: %v", err)
+	}
 	missing := []string{filepath.Join(dir, "missing"), trees[0]}
 	if _, err := FlushTrees(missing, 0); err == nil {
 		t.Error("FlushTrees of a missing tree succeeded")
