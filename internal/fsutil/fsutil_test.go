@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -156,5 +158,50 @@ func TestFlushTrees(t *testing.T) {
 	}
 	if err := SyncTrees(missing); err == nil {
 		t.Error("SyncTrees of a missing tree succeeded")
+	}
+}
+
+// TestWriteback: the filesystem is written back once the writer has
+// written WritebackStep more, and never while other data than the
+// writer's and the slack waits.
+func TestWriteback(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		dirty int64
+		sweep bool
+	}{
+		{"only the writer's data waits", WritebackStep, true},
+		{"a job's gigabytes in flight", 8 << 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var written atomic.Int64
+			w, err := startWriteback(t.TempDir(), written.Load, func() (int64, error) { return tc.dirty, nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			written.Store(WritebackStep - 1)
+			time.Sleep(200 * time.Millisecond)
+			if n := w.Sweeps(); n != 0 {
+				t.Fatalf("%d sweeps before the writer wrote a step", n)
+			}
+			written.Store(3 * WritebackStep)
+			deadline := time.Now().Add(10 * time.Second)
+			for w.Sweeps() == 0 && time.Now().Before(deadline) && tc.sweep {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !tc.sweep {
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err := w.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.Sweeps() > 0; got != tc.sweep {
+				t.Errorf("swept %d times, want a sweep: %v", w.Sweeps(), tc.sweep)
+			}
+			if err := w.Stop(); err != nil {
+				t.Fatalf("second Stop: %v", err)
+			}
+		})
 	}
 }

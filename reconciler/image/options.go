@@ -35,6 +35,11 @@ type Options struct {
 	Valid func(storePath string) bool
 	// Progress receives a progress line, redrawn in place; nil is quiet.
 	Progress io.Writer
+	// Writeback writes the staged files back to disk while the layers are
+	// extracted (fsutil.Writeback), so that a flush of the staged store
+	// that follows waits only for the last of them. Off, they are left to
+	// the kernel's writeback.
+	Writeback bool
 	// Parallel is how many layers are pulled and extracted at once;
 	// default min(8, 2*GOMAXPROCS).
 	Parallel int

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
+	"gitlab.com/hydrafy/hydrafy/internal/fsutil"
 	"gitlab.com/hydrafy/hydrafy/reconciler/store"
 )
 
@@ -168,7 +169,7 @@ func stageFrom(ctx context.Context, ref string, r name.Reference, want *v1.Platf
 		return fail(fmt.Errorf("pulling %s: %w", r, err))
 	}
 	todo = slices.DeleteFunc(todo, func(i int) bool { return done[i] })
-	if err := pl.store(ctx, todo, o.Parallel); err != nil {
+	if err := pl.storeWrittenBack(ctx, todo, o); err != nil {
 		return fail(err)
 	}
 	s.close()
@@ -280,6 +281,23 @@ func (pl *pull) store(ctx context.Context, todo []int, parallel int) error {
 		return fmt.Errorf("pulling %s: %w", pl.ref, err)
 	}
 	return nil
+}
+
+// storeWrittenBack is store, with the staged files written back to disk
+// meanwhile when o asks for it.
+func (pl *pull) storeWrittenBack(ctx context.Context, todo []int, o Options) error {
+	if !o.Writeback {
+		return pl.store(ctx, todo, o.Parallel)
+	}
+	wb, err := fsutil.StartWriteback(pl.s.dir, pl.s.written.Load)
+	if err != nil {
+		return err
+	}
+	err = pl.store(ctx, todo, o.Parallel)
+	if werr := wb.Stop(); err == nil && werr != nil {
+		return fmt.Errorf("pulling %s: %w", pl.ref, werr)
+	}
+	return err
 }
 
 // layer streams one layer: download, decompress, extract, hash.

@@ -317,7 +317,13 @@ func childOutput(b *testing.B, cmd *exec.Cmd, what string) ([]byte, time.Duratio
 // the last minute or more (find_inode_bit and recently_deleted, Linux
 // fs/ext4/ialloc.c), so a run right after 10,000 files were deleted
 // creates its files several times slower, whichever contender it is.
+//
+// Before each run what earlier runs left unflushed is written back,
+// untimed: a contender that leaves its files to the kernel's writeback
+// would otherwise make the next one's flush pay for them, and the rotation
+// keeps each contender's predecessor the same in every iteration.
 func childCPU(b *testing.B, mode, ref string) (time.Duration, time.Duration, int64, string) {
+	unix.Sync()
 	bench.runs++
 	dir := filepath.Join(bench.tmp, fmt.Sprintf("out-%s-%d", mode, bench.runs))
 	cmd := nixtest.Command(mode, childRef+"="+ref, childDir+"="+dir)

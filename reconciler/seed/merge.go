@@ -83,6 +83,7 @@ func stage(ctx context.Context, ref, dir string, o Options, skip bool) (_ *Pendi
 			}
 		}()
 		pull.StageIn = area.dir
+		pull.Writeback = true // flushStaged follows
 	}
 	skipper, err := store.NewSkipper(ctx, dir)
 	if err != nil {

@@ -115,6 +115,7 @@ func Seed(ctx context.Context, ref string, o Options) (*Result, error) {
 		pull.Log = o.Log
 	}
 	pull.StageIn = area.dir
+	pull.Writeback = !o.NoSync // install flushes the staged store
 	st, err := image.Stage(ctx, ref, pull)
 	if err != nil {
 		return nil, err
