@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -321,11 +320,7 @@ path = "team/gone"
 // daemon running on the same state dir, check asks the daemon for the
 // pass and says so.
 func TestCheckSeedsBeforeProposing(t *testing.T) {
-	repo, rel := pushReleases(t, "2.24.9", "2.25.0")
-	a, b := rel[0], rel[1]
-	e := newE2E(t, repo, "build:\n  image: "+repo+":2.24.9@"+a.Digest+"\n", seeded(t, repo+"@"+a.Digest))
-	e.cfg.Watch.Tag = "2.25.0"
-	e.cfg.Watch.Settle = 0
+	e, repo, a, b := newUpgradeE2E(t, ":2.24.9")
 	stager := e.stager(t)
 	var out bytes.Buffer
 	if err := checkSeeding(t.Context(), e.cfg, slog.New(slog.DiscardHandler), stager, time.Now(), &out); err != nil {
@@ -336,10 +331,7 @@ func TestCheckSeedsBeforeProposing(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	want := append(slices.Clone(a.Paths), b.Paths...)
-	slices.Sort(want)
-	want = slices.Compact(want)
-	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
+	if diff := cmp.Diff(nixtest.Union(a.Paths, b.Paths), nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths after check (-want +got):\n%s", diff)
 	}
 	mrs := e.emu.MergeRequests("group/app")

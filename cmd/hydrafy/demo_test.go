@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,14 +71,11 @@ func checkDemoEnd(t *testing.T, c *demoCycle, live bool) {
 
 	// The store: verified by Nix, holding exactly both releases' paths.
 	got := nixtest.Verify(t, env.StoreDir())
-	var want []string
+	want := []string{c.cached}
 	for _, v := range []string{a.Version, b.Version} {
 		spec := synth.Release(synth.ReleaseOptions{Version: v, Paths: 40, Shared: 34, FilesPerPath: 12, FileSize: 4096})
-		want = append(want, spec.StorePaths()...)
+		want = nixtest.Union(want, spec.StorePaths())
 	}
-	want = append(want, c.cached)
-	slices.Sort(want)
-	want = slices.Compact(want)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}

@@ -31,6 +31,20 @@ func pushReleases(t *testing.T, versions ...string) (string, []nixtest.Release) 
 	return host + "/nixos/nix", rel
 }
 
+// newUpgradeE2E is the world of one upgrade: releases A (2.24.9) and B
+// (2.25.0) pushed, the project's CI pinning A as repo+tagged+"@"+A's
+// digest, the live store seeded from A, and the bot watching 2.25.0 with
+// no settle time.
+func newUpgradeE2E(t *testing.T, tagged string) (e *e2e, repo string, a, b nixtest.Release) {
+	t.Helper()
+	repo, rel := pushReleases(t, "2.24.9", "2.25.0")
+	a, b = rel[0], rel[1]
+	e = newE2E(t, repo, "build:\n  image: "+repo+tagged+"@"+a.Digest+"\n", seeded(t, repo+"@"+a.Digest))
+	e.cfg.Watch.Tag = "2.25.0"
+	e.cfg.Watch.Settle = 0
+	return e, repo, a, b
+}
+
 // seeded is a newE2E prepare that seeds the store from each image ref.
 func seeded(t *testing.T, refs ...string) func(store string) {
 	return func(store string) {
@@ -60,12 +74,7 @@ func seedStore(t testing.TB, ref, store string) {
 // B's store. A maintainer merges it; the webhook's pass then only pins
 // config.toml to B, without a second drain.
 func TestMergeWebhookMergesStore(t *testing.T) {
-	repo, rel := pushReleases(t, "2.24.9", "2.25.0")
-	a, b := rel[0], rel[1]
-
-	e := newE2E(t, repo, "build:\n  image: "+repo+"@"+a.Digest+"\n", seeded(t, repo+"@"+a.Digest))
-	e.cfg.Watch.Tag = "2.25.0"
-	e.cfg.Watch.Settle = 0
+	e, repo, a, b := newUpgradeE2E(t, "")
 	e.cfg.Watch.Schedule = "@every 1s"
 	stager := e.stager(t)
 	e.serve(t, stager)
@@ -105,18 +114,11 @@ func TestMergeWebhookMergesStore(t *testing.T) {
 	if rep.Image != repo+"@"+a.Digest {
 		t.Errorf("config.toml pins %q while the default branch pins A", rep.Image)
 	}
-	added := 0
-	for _, p := range b.Paths {
-		if !slices.Contains(a.Paths, p) {
-			added++
-		}
-	}
+	added := len(nixtest.Minus(b.Paths, a.Paths))
 	if len(rep.Commits) != 1 || rep.Commits[0].PathsAdded != added {
 		t.Errorf("commits %+v, want %d paths added", rep.Commits, added)
 	}
-	want := append(slices.Clone(a.Paths), b.Paths...)
-	slices.Sort(want)
-	want = slices.Compact(want)
+	want := nixtest.Union(a.Paths, b.Paths)
 	if diff := cmp.Diff(want, nixtest.Verify(t, e.store)); diff != "" {
 		t.Errorf("live store paths (-want +got):\n%s", diff)
 	}

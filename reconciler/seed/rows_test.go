@@ -190,9 +190,7 @@ func TestImageRowRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := nixtest.Verify(t, dir)
-		want := append(append(slices.Clone(oldPaths), cached), w.paths...)
-		slices.Sort(want)
-		want = slices.Compact(want)
+		want := nixtest.Union(oldPaths, []string{cached}, w.paths)
 		if !slices.Equal(got, want) {
 			t.Errorf("valid paths after the merge:\n%q\nwant\n%q", got, want)
 		}
